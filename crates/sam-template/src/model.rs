@@ -1,0 +1,325 @@
+//! Typed views of the resources the product cares about.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::{Stack, Template, TemplateError};
+
+/// A DynamoDB table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// Physical name in the stack.
+    pub name: String,
+    /// Partition key: attribute name and type (`S`, `N` or `B`).
+    pub hash_key: (String, String),
+    /// Sort key, if any.
+    pub range_key: Option<(String, String)>,
+    /// TTL attribute, when TTL is enabled.
+    pub ttl_attribute: Option<String>,
+}
+
+/// An EventBridge bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// Physical name.
+    pub name: String,
+}
+
+/// Where a queue's failed messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedriveSpec {
+    /// Logical id of the dead-letter queue.
+    pub dead_letter_queue: String,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+/// An SQS queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// Physical name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// Visibility timeout in seconds, when set.
+    pub visibility_timeout: Option<u32>,
+    /// Redrive policy, when the queue has a DLQ.
+    pub redrive: Option<RedriveSpec>,
+}
+
+/// A rule's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// The target's `Id` within the rule.
+    pub id: String,
+    /// Resolved ARN.
+    pub arn: String,
+    /// Logical id of the target resource when the ARN is a `GetAtt` of one.
+    pub logical_id: Option<String>,
+}
+
+/// An EventBridge rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// Physical name.
+    pub name: String,
+    /// Logical id of the bus it listens on (`None`: the default bus).
+    pub bus: Option<String>,
+    /// The event pattern, as JSON.
+    pub pattern: Value,
+    /// Its targets.
+    pub targets: Vec<TargetSpec>,
+}
+
+/// An HTTP API route of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Method, upper case (`ANY` allowed).
+    pub method: String,
+    /// Path with `{param}` segments.
+    pub path: String,
+}
+
+/// A SAM function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// Logical id.
+    pub logical_id: String,
+    /// `CodeUri` (the Cargo package directory for rust-cargolambda).
+    pub code_uri: Option<String>,
+    /// The Cargo binary: `Metadata.BuildProperties.Binary`, else the logical id.
+    pub binary: String,
+    /// Environment variables (Globals merged), values as written (long-form intrinsics).
+    pub environment: BTreeMap<String, Value>,
+    /// Logical ids of the SQS queues that feed it.
+    pub sqs_sources: Vec<String>,
+    /// Its HTTP API routes.
+    pub http_routes: Vec<HttpRoute>,
+    /// Its whole `Properties` (Globals not merged).
+    pub properties: Value,
+}
+
+fn logical_of(value: &Value) -> Option<String> {
+    if let Some(target) = value.get("Ref").and_then(Value::as_str) {
+        return Some(target.to_owned());
+    }
+    match value.get("Fn::GetAtt")? {
+        Value::Array(parts) => parts.first()?.as_str().map(str::to_owned),
+        Value::String(dotted) => dotted.split_once('.').map(|(a, _)| a.to_owned()),
+        _ => None,
+    }
+}
+
+impl Template {
+    /// Every DynamoDB table.
+    pub fn tables(&self, stack: &Stack) -> Result<Vec<TableSpec>, TemplateError> {
+        self.resources_of("AWS::DynamoDB::Table")
+            .map(|r| {
+                let id = &r.logical_id;
+                let p = &r.properties;
+                let attr_type = |name: &str| -> Result<String, TemplateError> {
+                    p["AttributeDefinitions"]
+                        .as_array()
+                        .and_then(|defs| {
+                            defs.iter()
+                                .find(|d| d["AttributeName"] == name)
+                                .and_then(|d| d["AttributeType"].as_str())
+                        })
+                        .map(str::to_owned)
+                        .ok_or_else(|| {
+                            self.invalid(
+                                format!("{id}.AttributeDefinitions"),
+                                format!("no type for key attribute {name}"),
+                            )
+                        })
+                };
+                let keys = p["KeySchema"]
+                    .as_array()
+                    .ok_or_else(|| self.invalid(format!("{id}.KeySchema"), "missing"))?;
+                let key = |kind: &str| -> Result<Option<(String, String)>, TemplateError> {
+                    keys.iter()
+                        .find(|k| k["KeyType"] == kind)
+                        .and_then(|k| k["AttributeName"].as_str())
+                        .map(|name| Ok((name.to_owned(), attr_type(name)?)))
+                        .transpose()
+                };
+                let hash_key = key("HASH")?
+                    .ok_or_else(|| self.invalid(format!("{id}.KeySchema"), "no HASH key"))?;
+                let ttl = &p["TimeToLiveSpecification"];
+                Ok(TableSpec {
+                    logical_id: id.clone(),
+                    name: self.physical_name(id, stack)?,
+                    hash_key,
+                    range_key: key("RANGE")?,
+                    ttl_attribute: (ttl["Enabled"] == true)
+                        .then(|| ttl["AttributeName"].as_str().map(str::to_owned))
+                        .flatten(),
+                })
+            })
+            .collect()
+    }
+
+    /// Every custom event bus.
+    pub fn event_buses(&self, stack: &Stack) -> Result<Vec<BusSpec>, TemplateError> {
+        self.resources_of("AWS::Events::EventBus")
+            .map(|r| {
+                Ok(BusSpec {
+                    logical_id: r.logical_id.clone(),
+                    name: self.physical_name(&r.logical_id, stack)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every SQS queue, dead-letter queues first (so they can be created first).
+    pub fn queues(&self, stack: &Stack) -> Result<Vec<QueueSpec>, TemplateError> {
+        let mut queues = self
+            .resources_of("AWS::SQS::Queue")
+            .map(|r| {
+                let id = &r.logical_id;
+                let p = &r.properties;
+                let redrive = match p.get("RedrivePolicy") {
+                    None => None,
+                    Some(policy) => Some(RedriveSpec {
+                        dead_letter_queue: logical_of(&policy["deadLetterTargetArn"]).ok_or_else(
+                            || {
+                                self.invalid(
+                                    format!("{id}.RedrivePolicy.deadLetterTargetArn"),
+                                    "must be !GetAtt <Queue>.Arn",
+                                )
+                            },
+                        )?,
+                        max_receive_count: as_u32(&policy["maxReceiveCount"]).ok_or_else(|| {
+                            self.invalid(
+                                format!("{id}.RedrivePolicy.maxReceiveCount"),
+                                "not a number",
+                            )
+                        })?,
+                    }),
+                };
+                Ok(QueueSpec {
+                    logical_id: id.clone(),
+                    name: self.physical_name(id, stack)?,
+                    arn: self.arn(id, stack)?,
+                    visibility_timeout: p.get("VisibilityTimeout").and_then(as_u32),
+                    redrive,
+                })
+            })
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        queues.sort_by_key(|q| q.redrive.is_some());
+        Ok(queues)
+    }
+
+    /// Every EventBridge rule with an event pattern.
+    pub fn rules(&self, stack: &Stack) -> Result<Vec<RuleSpec>, TemplateError> {
+        self.resources_of("AWS::Events::Rule")
+            .map(|r| {
+                let id = &r.logical_id;
+                let p = &r.properties;
+                let pattern = p
+                    .get("EventPattern")
+                    .cloned()
+                    .ok_or_else(|| self.invalid(format!("{id}.EventPattern"), "missing"))?;
+                let targets = p["Targets"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let at = format!("{id}.Targets[{i}]");
+                        Ok(TargetSpec {
+                            id: t["Id"]
+                                .as_str()
+                                .ok_or_else(|| self.invalid(format!("{at}.Id"), "missing"))?
+                                .to_owned(),
+                            arn: self.resolve_string(&t["Arn"], stack, &format!("{at}.Arn"))?,
+                            logical_id: logical_of(&t["Arn"]),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, TemplateError>>()?;
+                Ok(RuleSpec {
+                    logical_id: id.clone(),
+                    name: self.physical_name(id, stack)?,
+                    bus: p.get("EventBusName").and_then(logical_of),
+                    pattern,
+                    targets,
+                })
+            })
+            .collect()
+    }
+
+    /// Every `AWS::Serverless::Function`, with `Globals.Function.Environment` merged.
+    pub fn functions(&self) -> Vec<FunctionSpec> {
+        let global_env = self
+            .root()
+            .pointer("/Globals/Function/Environment/Variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        self.resources_of("AWS::Serverless::Function")
+            .map(|r| {
+                let p = &r.properties;
+                let mut environment: BTreeMap<String, Value> =
+                    global_env.clone().into_iter().collect();
+                if let Some(vars) = p
+                    .pointer("/Environment/Variables")
+                    .and_then(Value::as_object)
+                {
+                    environment.extend(vars.clone());
+                }
+                let mut sqs_sources = Vec::new();
+                let mut http_routes = Vec::new();
+                for event in p["Events"].as_object().into_iter().flat_map(|e| e.values()) {
+                    match event["Type"].as_str() {
+                        Some("SQS") => {
+                            sqs_sources.extend(logical_of(&event["Properties"]["Queue"]))
+                        }
+                        Some("HttpApi") => http_routes.push(HttpRoute {
+                            method: event["Properties"]["Method"]
+                                .as_str()
+                                .unwrap_or("ANY")
+                                .to_uppercase(),
+                            path: event["Properties"]["Path"]
+                                .as_str()
+                                .unwrap_or("/")
+                                .to_owned(),
+                        }),
+                        _ => {}
+                    }
+                }
+                FunctionSpec {
+                    logical_id: r.logical_id.clone(),
+                    code_uri: p["CodeUri"].as_str().map(str::to_owned),
+                    binary: r
+                        .metadata
+                        .pointer("/BuildProperties/Binary")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&r.logical_id)
+                        .to_owned(),
+                    environment,
+                    sqs_sources,
+                    http_routes,
+                    properties: p.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn as_u32(value: &Value) -> Option<u32> {
+    match value {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
