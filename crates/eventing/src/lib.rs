@@ -1,1 +1,51 @@
-//! eventing (placeholder).
+//! EventBridge publishing and SQS consuming for the commerce domains.
+//!
+//! - [`OutgoingEvent`] is a contract event ready to publish: `source` and `detail-type` from the
+//!   contract constants, `detail` serialized once, its idempotency key kept for reporting.
+//! - [`EventPublisher`] is the port that publishes them. [`EventBridgePublisher`] sends PutEvents
+//!   requests of at most 10 entries and 256 KB, re-sends only failed entries with exponential
+//!   backoff and jitter, and returns a [`PublishError`] naming what still failed; nothing is
+//!   dropped silently. [`InMemoryPublisher`] records them (unit tests, the local runner).
+//! - [`EventHandler`] is the domain port of a consumer: one typed event in, the events it causes
+//!   out, or a [`HandlerError`].
+//!
+//! ```
+//! use contracts::{Detail, IdempotencyKey, Metadata, OrderPicked};
+//! use eventing::{EventPublisher, InMemoryPublisher, OutgoingEvent};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let picked = OrderPicked {
+//!     order_id: "1073459984".into(),
+//!     customer_id: "456".into(),
+//!     items: vec![],
+//!     warehouse_id: "WH-EU-1".into(),
+//!     picked_at: "2026-11-23T10:52:10Z".parse().unwrap(),
+//! };
+//! let metadata = Metadata::first(
+//!     IdempotencyKey::new("client-key-1").unwrap(),
+//!     "1073459984",
+//!     picked.picked_at,
+//! );
+//! let event = OutgoingEvent::new(&Detail::new(metadata, picked)).unwrap();
+//! assert_eq!((event.source.as_str(), event.detail_type.as_str()), ("com.fulfillment", "OrderPicked"));
+//!
+//! let publisher = InMemoryPublisher::new();
+//! publisher.publish(&[event.clone()]).await.unwrap();
+//! assert_eq!(publisher.published(), vec![event]);
+//! assert_eq!(publisher.put_events_calls(), 1);
+//! # });
+//! ```
+
+mod error;
+mod event;
+mod handler;
+mod publish;
+#[cfg(test)]
+mod test_support;
+
+pub use error::{ConsumerError, EventingError};
+pub use event::{MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, OutgoingEvent};
+pub use handler::{EventHandler, HandlerError};
+pub use publish::{
+    EventBridgePublisher, EventPublisher, FailedEntry, InMemoryPublisher, PublishError, RetryPolicy,
+};

@@ -1,0 +1,277 @@
+//! The EventBridge adapter: PutEvents in bounded requests, re-sending only failed entries.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use futures::future::join_all;
+
+use super::{
+    EventPublisher, FailedEntry, PublishError, RetryPolicy, plan_requests, split_oversized,
+};
+use crate::OutgoingEvent;
+
+/// Environment variable through which Lambda hands each invocation its X-Ray trace header.
+const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
+
+/// Error codes that no re-send can fix: retrying them only burns the attempts of the others.
+const PERMANENT_CODES: [&str; 9] = [
+    "AccessDeniedException",
+    "NotAuthorizedForSourceException",
+    "InvalidArgument",
+    "MalformedDetail",
+    "ValidationException",
+    "ResourceNotFoundException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ConstructionFailure",
+];
+
+/// Publishes to an EventBridge bus.
+///
+/// Requests hold at most 10 entries and 256 KB; `FailedEntryCount` and every entry's
+/// `ErrorCode` are checked, and only failed entries are re-sent (re-batched together) with
+/// exponential backoff and jitter, up to [`RetryPolicy::max_attempts`]. What still fails is
+/// returned as a [`PublishError`], so the caller can release its idempotency claim and let
+/// the source retry.
+#[derive(Debug, Clone)]
+pub struct EventBridgePublisher {
+    client: Client,
+    bus_name: String,
+    retry: RetryPolicy,
+}
+
+/// What became of one entry of one request.
+type EntryResult = Result<(), (String, String)>;
+
+impl EventBridgePublisher {
+    /// A publisher to the bus `bus_name` (a name or an ARN) with the default [`RetryPolicy`].
+    pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus_name: bus_name.into(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The bus events go to.
+    pub fn bus_name(&self) -> &str {
+        &self.bus_name
+    }
+
+    /// Sends one request; returns one result per entry, in order.
+    async fn send(
+        &self,
+        events: &[OutgoingEvent],
+        request: &[usize],
+        ambient_trace: Option<&str>,
+    ) -> Vec<EntryResult> {
+        let entries: Vec<PutEventsRequestEntry> = request
+            .iter()
+            .filter_map(|&i| events.get(i))
+            .map(|e| entry(e, &self.bus_name, ambient_trace))
+            .collect();
+        match self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => {
+                let results = output.entries();
+                if output.failed_entry_count() > 0 {
+                    tracing::debug!(
+                        failed = output.failed_entry_count(),
+                        sent = request.len(),
+                        "PutEvents reported failed entries"
+                    );
+                }
+                (0..request.len())
+                    .map(|position| match results.get(position) {
+                        Some(r) if r.error_code().is_some() => Err((
+                            r.error_code().unwrap_or_default().to_owned(),
+                            r.error_message().unwrap_or_default().to_owned(),
+                        )),
+                        Some(r) if r.event_id().is_some() => Ok(()),
+                        // Accepted entries always carry an event id: without one (or without a
+                        // result at all) acceptance is unproven, so the entry counts as failed.
+                        _ => Err((
+                            "MissingResult".to_owned(),
+                            "PutEvents returned no event id for the entry".to_owned(),
+                        )),
+                    })
+                    .collect()
+            }
+            Err(err) => {
+                let code = request_error_code(&err);
+                let message = DisplayErrorContext(&err).to_string();
+                vec![Err((code, message)); request.len()]
+            }
+        }
+    }
+}
+
+/// The error code a whole failed request gives each of its entries.
+fn request_error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    match err {
+        SdkError::ServiceError(service) => {
+            service.err().code().unwrap_or("ServiceError").to_owned()
+        }
+        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
+        SdkError::TimeoutError(_) => "Timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
+        SdkError::ResponseError(_) => "ResponseError".to_owned(),
+        _ => "RequestFailed".to_owned(),
+    }
+}
+
+fn is_retryable(code: &str) -> bool {
+    !PERMANENT_CODES.contains(&code) && code != FailedEntry::ENTRY_TOO_LARGE
+}
+
+/// The PutEvents entry for `event`: its own trace header wins over the invocation's.
+fn entry(event: &OutgoingEvent, bus: &str, ambient_trace: Option<&str>) -> PutEventsRequestEntry {
+    let trace = event.trace_header.as_deref().or(ambient_trace);
+    PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(&event.source)
+        .detail_type(&event.detail_type)
+        .detail(&event.detail)
+        .set_trace_header(trace.map(str::to_owned))
+        .build()
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for EventBridgePublisher {
+    async fn publish(&self, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Read per call: Lambda sets a new trace id for every invocation of a warm sandbox.
+        let ambient_trace = std::env::var(TRACE_ENV).ok().filter(|h| !h.is_empty());
+        let (mut pending, oversized) = split_oversized(events);
+        let mut failed: BTreeMap<usize, FailedEntry> =
+            oversized.into_iter().map(|f| (f.index, f)).collect();
+
+        let max_attempts = self.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        while !pending.is_empty() {
+            let requests = plan_requests(events, &pending);
+            let results = join_all(
+                requests
+                    .iter()
+                    .map(|request| self.send(events, request, ambient_trace.as_deref())),
+            )
+            .await;
+
+            let mut retry = Vec::new();
+            for (request, results) in requests.iter().zip(results) {
+                for (&index, result) in request.iter().zip(results) {
+                    let Err((error_code, message)) = result else {
+                        continue;
+                    };
+                    let retryable = is_retryable(&error_code);
+                    let failure = FailedEntry {
+                        index,
+                        idempotency_key: events
+                            .get(index)
+                            .map(|e| e.idempotency_key.clone())
+                            .unwrap_or_default(),
+                        error_code,
+                        message,
+                    };
+                    if retryable && attempt < max_attempts {
+                        retry.push(index);
+                    }
+                    failed.insert(index, failure);
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            for index in &retry {
+                failed.remove(index);
+            }
+            let delay = self.retry.backoff(attempt);
+            tracing::warn!(
+                retrying = retry.len(),
+                attempt,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "re-sending failed PutEvents entries"
+            );
+            tokio::time::sleep(delay).await;
+            pending = retry;
+            attempt += 1;
+        }
+
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            let failed: Vec<FailedEntry> = failed.into_values().collect();
+            tracing::error!(
+                failed = failed.len(),
+                total = events.len(),
+                keys = ?failed.iter().map(|f| f.idempotency_key.as_str()).collect::<Vec<_>>(),
+                codes = ?failed.iter().map(|f| f.error_code.as_str()).collect::<Vec<_>>(),
+                "events not accepted by EventBridge"
+            );
+            Err(PublishError { failed })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(trace: Option<&str>) -> OutgoingEvent {
+        OutgoingEvent {
+            source: "com.orders".into(),
+            detail_type: "OrderCreated".into(),
+            detail: "{}".into(),
+            idempotency_key: "k".into(),
+            trace_header: trace.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn entry_carries_bus_source_detail_type_and_detail() {
+        let e = entry(&event(None), "bus-1", None);
+        assert_eq!(e.event_bus_name(), Some("bus-1"));
+        assert_eq!(e.source(), Some("com.orders"));
+        assert_eq!(e.detail_type(), Some("OrderCreated"));
+        assert_eq!(e.detail(), Some("{}"));
+        assert_eq!(e.trace_header(), None);
+        assert!(e.resources().is_empty(), "entry size assumes no resources");
+    }
+
+    #[test]
+    fn invocation_trace_header_is_set_when_present() {
+        let e = entry(&event(None), "bus", Some("Root=1-invocation"));
+        assert_eq!(e.trace_header(), Some("Root=1-invocation"));
+    }
+
+    #[test]
+    fn an_events_own_trace_header_wins_over_the_invocations() {
+        let e = entry(&event(Some("Root=1-own")), "bus", Some("Root=1-invocation"));
+        assert_eq!(e.trace_header(), Some("Root=1-own"));
+    }
+
+    #[test]
+    fn throttling_and_internal_failures_are_retried_but_not_permission_errors() {
+        assert!(is_retryable("ThrottlingException"));
+        assert!(is_retryable("InternalFailure"));
+        assert!(is_retryable("MissingResult"));
+        assert!(!is_retryable("NotAuthorizedForSourceException"));
+        assert!(!is_retryable("MalformedDetail"));
+        assert!(!is_retryable(FailedEntry::ENTRY_TOO_LARGE));
+    }
+}
