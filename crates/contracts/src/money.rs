@@ -28,14 +28,28 @@ impl Money {
         self.0
     }
 
-    /// `self * quantity`, or `None` on overflow.
-    pub fn checked_mul(self, quantity: u32) -> Option<Money> {
-        self.0.checked_mul(Decimal::from(quantity)).map(Money)
+    /// Largest amount: 15 integer digits, so every amount parses back from its string form.
+    pub fn max() -> Money {
+        Money(Decimal::from_i128_with_scale(
+            9_999_999_999_999_999_999,
+            Self::MAX_SCALE,
+        ))
     }
 
-    /// `self + other`, or `None` on overflow.
+    fn bounded(value: Decimal) -> Option<Money> {
+        (value <= Self::max().0).then_some(Money(value))
+    }
+
+    /// `self * quantity`, or `None` above [`Money::max`].
+    pub fn checked_mul(self, quantity: u32) -> Option<Money> {
+        self.0
+            .checked_mul(Decimal::from(quantity))
+            .and_then(Self::bounded)
+    }
+
+    /// `self + other`, or `None` above [`Money::max`].
     pub fn checked_add(self, other: Money) -> Option<Money> {
-        self.0.checked_add(other.0).map(Money)
+        self.0.checked_add(other.0).and_then(Self::bounded)
     }
 }
 
@@ -186,6 +200,14 @@ mod tests {
         let unit: Money = "0.10".parse().unwrap();
         let total = unit.checked_mul(3).unwrap();
         assert_eq!(total, "0.30".parse().unwrap());
+    }
+
+    #[test]
+    fn arithmetic_beyond_the_parseable_maximum_is_refused() {
+        let max = Money::max();
+        assert_eq!(max.to_string().parse::<Money>().unwrap(), max);
+        assert!(max.checked_add("0.0001".parse().unwrap()).is_none());
+        assert!(max.checked_mul(2).is_none());
     }
 
     #[test]

@@ -1,1 +1,85 @@
-//! orders (placeholder).
+//! The orders domain (`com.orders`): takes orders over HTTP and keeps their status current.
+//!
+//! - [`domain`]: the business rules (validation, exact totals, forward-only status), no AWS types.
+//! - [`store`]: the [`store::OrderStore`] port with DynamoDB and in-memory adapters.
+//! - [`api`]: `orders-api` — `POST /orders` with a required `Idempotency-Key` (201 fresh, 201 +
+//!   `idempotent-replayed: true` replayed, 409 in progress, 422 key reused with another body) and
+//!   `GET /orders/{id}`.
+//! - [`projection`]: `orders-events` — applies `OrderPicked`, `OrderShipped` and `ReturnReceived`.
+//! - [`Config`] and the `wire_*` functions: what the Lambda binaries (and the local runner with
+//!   DynamoDB) build at init.
+//!
+//! ```
+//! use orders::domain::{CreateOrder, Order};
+//!
+//! let body: CreateOrder = serde_json::from_str(
+//!     r#"{"customer-id":"456","currency":"USD","items":[{"sku":"MUG","quantity":2,"unit-price":"12.50"}]}"#,
+//! ).unwrap();
+//! let order = Order::create(body, "client-key-1", chrono::Utc::now()).unwrap();
+//! assert_eq!(order.total.to_string(), "25.00");
+//! ```
+
+pub mod api;
+pub mod domain;
+pub mod projection;
+pub mod store;
+
+use std::sync::Arc;
+
+use eventing::{Consumer, EventBridgePublisher};
+use idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use platform::config::{ConfigError, Env};
+
+/// The orders functions' configuration, from environment variables only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `EVENT_BUS_NAME`.
+    pub event_bus: String,
+    /// `IDEMPOTENCY_TABLE`.
+    pub idempotency_table: String,
+    /// `ORDERS_TABLE`.
+    pub orders_table: String,
+}
+
+impl Config {
+    /// Reads the configuration; names the missing variable on failure.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            event_bus: env.required("EVENT_BUS_NAME")?,
+            idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            orders_table: env.required("ORDERS_TABLE")?,
+        })
+    }
+}
+
+/// `orders-api` over DynamoDB and EventBridge.
+pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::OrdersApi {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    api::OrdersApi::new(
+        Idempotency::new(
+            DynamoDbStore::new(ddb.clone(), &config.idempotency_table),
+            IdempotencyConfig::new("create-order"),
+        ),
+        Arc::new(store::DynamoDbOrderStore::new(ddb, &config.orders_table)),
+        Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.event_bus,
+        )),
+    )
+}
+
+/// `orders-events` over DynamoDB and EventBridge.
+pub fn wire_events(config: &Config, sdk: &aws_config::SdkConfig) -> Consumer {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Consumer::new(
+        projection::OrderStatusProjection::new(Arc::new(store::DynamoDbOrderStore::new(
+            ddb.clone(),
+            &config.orders_table,
+        ))),
+        Idempotency::new(
+            DynamoDbStore::new(ddb, &config.idempotency_table),
+            IdempotencyConfig::new("apply-status").local_cache(1024),
+        ),
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus),
+    )
+}

@@ -1,1 +1,82 @@
-//! support (placeholder).
+//! The support domain (`com.support`): returns for shipped orders.
+//!
+//! - [`domain`]: returns and their rules (only shipped units come back), no AWS types.
+//! - [`store`]: the [`store::SupportStore`] port with DynamoDB and in-memory adapters.
+//! - [`projection`]: `support-events`, support's own record of shipped orders from `OrderShipped`.
+//! - [`api`]: `support-api` — `POST /returns` (Idempotency-Key; 409 unless support has seen the
+//!   order ship), `POST /returns/{id}/received`, `GET /returns/{id}`.
+//!
+//! ```
+//! use support::domain::Return;
+//! let key = contracts::IdempotencyKey::new("client-key").unwrap();
+//! assert_eq!(Return::id_for("o-1", &key), Return::id_for("o-1", &key));
+//! ```
+
+pub mod api;
+pub mod domain;
+pub mod projection;
+pub mod store;
+
+use std::sync::Arc;
+
+use eventing::{Consumer, EventBridgePublisher};
+use idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
+use platform::config::{ConfigError, Env};
+
+/// The support functions' configuration, from environment variables only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `EVENT_BUS_NAME`.
+    pub event_bus: String,
+    /// `IDEMPOTENCY_TABLE`.
+    pub idempotency_table: String,
+    /// `SUPPORT_TABLE`.
+    pub support_table: String,
+}
+
+impl Config {
+    /// Reads the configuration; names the missing variable on failure.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            event_bus: env.required("EVENT_BUS_NAME")?,
+            idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            support_table: env.required("SUPPORT_TABLE")?,
+        })
+    }
+}
+
+fn store(config: &Config, ddb: &aws_sdk_dynamodb::Client) -> Arc<store::DynamoDbSupportStore> {
+    Arc::new(store::DynamoDbSupportStore::new(
+        ddb.clone(),
+        &config.support_table,
+    ))
+}
+
+/// `support-api` over DynamoDB and EventBridge.
+pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::SupportApi {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    api::SupportApi::new(
+        Idempotency::new(
+            DynamoDbStore::new(ddb.clone(), &config.idempotency_table),
+            IdempotencyConfig::new("request-return"),
+        ),
+        store(config, &ddb),
+        Arc::new(EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.event_bus,
+        )),
+    )
+}
+
+/// `support-events` over DynamoDB and EventBridge.
+pub fn wire_events(config: &Config, sdk: &aws_config::SdkConfig) -> Consumer {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    Consumer::new(
+        projection::ShippedOrdersProjection::new(store(config, &ddb)),
+        Idempotency::new(
+            DynamoDbStore::new(ddb, &config.idempotency_table),
+            IdempotencyConfig::new("record-shipped").local_cache(1024),
+        ),
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus),
+    )
+}

@@ -1,0 +1,169 @@
+//! `orders-api`: `POST /orders` (idempotent create) and `GET /orders/{id}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use contracts::{Detail, IdempotencyKey, Metadata};
+use eventing::{EventPublisher, OutgoingEvent};
+use idempotency::{Idempotency, IdempotencyError, Outcome, Request, RunError};
+use platform::http::{ApiError, ApiRequest, ApiResponse, route};
+
+use crate::domain::{CreateOrder, Order};
+use crate::store::{OrderStore, StoreError};
+
+/// Response header set on a replayed create.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Why a create that was claimed did not complete (its claim is released: the client may retry).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The orders table failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `OrderCreated` could not be published.
+    #[error(transparent)]
+    Publish(#[from] eventing::PublishError),
+    /// The event could not be built.
+    #[error(transparent)]
+    Event(#[from] eventing::EventingError),
+}
+
+/// The orders HTTP API over its ports.
+#[derive(Clone)]
+pub struct OrdersApi {
+    idempotency: Idempotency,
+    store: Arc<dyn OrderStore>,
+    publisher: Arc<dyn EventPublisher>,
+    clock: fn() -> DateTime<Utc>,
+}
+
+impl OrdersApi {
+    /// Wires the API to its idempotency layer, store and publisher.
+    pub fn new(
+        idempotency: Idempotency,
+        store: Arc<dyn OrderStore>,
+        publisher: Arc<dyn EventPublisher>,
+    ) -> Self {
+        Self {
+            idempotency,
+            store,
+            publisher,
+            clock: Utc::now,
+        }
+    }
+
+    /// Handles one request; never fails: every error is an HTTP answer.
+    pub async fn handle(&self, request: &ApiRequest, remaining: Option<Duration>) -> ApiResponse {
+        let result = if route(request, "POST", &["orders"]).is_some() {
+            self.create(request, remaining).await
+        } else if let Some(params) = route(request, "GET", &["orders", "*"]) {
+            self.get(params[0]).await
+        } else {
+            Err(ApiError::new(
+                404,
+                "RouteNotFound",
+                format!("no route for {} {}", request.method, request.path),
+            ))
+        };
+        result.unwrap_or_else(ApiResponse::from)
+    }
+
+    async fn get(&self, order_id: &str) -> Result<ApiResponse, ApiError> {
+        match self.store.get(order_id).await {
+            Ok(Some(order)) => Ok(ApiResponse::json(200, &order)),
+            Ok(None) => Err(ApiError::not_found(format!("order {order_id}"))),
+            Err(e) => Err(ApiError::unavailable(e)),
+        }
+    }
+
+    async fn create(
+        &self,
+        request: &ApiRequest,
+        remaining: Option<Duration>,
+    ) -> Result<ApiResponse, ApiError> {
+        let key = request.header("idempotency-key").ok_or_else(|| {
+            ApiError::bad_request(
+                "MissingIdempotencyKey",
+                "the Idempotency-Key header is required (a unique value per order, reused on retries)",
+            )
+        })?;
+        let key = IdempotencyKey::new(key)
+            .map_err(|e| ApiError::bad_request("InvalidIdempotencyKey", e.to_string()))?;
+        let body: CreateOrder = request.json()?;
+        body.validate()
+            .map_err(|e| ApiError::bad_request("InvalidOrder", e.to_string()))?;
+
+        // Keys are scoped per customer: two customers reusing a key never see each other's order.
+        let material =
+            serde_json::json!({ "customer-id": body.customer_id, "idempotency-key": key.as_str() });
+        let mut idem_request = Request::new(&material)
+            .and_then(|r| r.validate(&body))
+            .map_err(ApiError::internal)?;
+        if let Some(remaining) = remaining {
+            idem_request = idem_request.remaining_time(remaining);
+        }
+
+        let outcome = self
+            .idempotency
+            .run(&idem_request, || self.create_fresh(body, key))
+            .await;
+        let key_hash = idem_request.key_hash().unwrap_or_default().to_owned();
+        match outcome {
+            Ok(Outcome::Fresh(order)) => {
+                tracing::info!(order_id = %order.order_id, key_hash, outcome = "fresh", "order created");
+                Ok(ApiResponse::json(201, &order))
+            }
+            Ok(Outcome::Replayed(order)) => {
+                tracing::info!(order_id = %order.order_id, key_hash, outcome = "replayed", "order create replayed");
+                Ok(ApiResponse::json(201, &order).with_header(REPLAYED_HEADER, "true"))
+            }
+            Ok(Outcome::InProgress) => {
+                tracing::info!(
+                    key_hash,
+                    outcome = "in_progress",
+                    "order create already in progress"
+                );
+                Err(ApiError::new(
+                    409,
+                    "RequestInProgress",
+                    "a request with this Idempotency-Key is still in progress; retry shortly",
+                ))
+            }
+            Err(RunError::Idempotency(IdempotencyError::Validation { .. })) => {
+                tracing::warn!(
+                    key_hash,
+                    outcome = "validation_failed",
+                    "idempotency key reused with another body"
+                );
+                Err(ApiError::new(
+                    422,
+                    "IdempotencyKeyReused",
+                    "this Idempotency-Key was already used with a different request body",
+                ))
+            }
+            Err(RunError::Idempotency(e)) => Err(ApiError::unavailable(e)),
+            Err(RunError::Operation(e)) => Err(ApiError::unavailable(e)),
+        }
+    }
+
+    /// The claimed path: store, then publish. A crash between the two leaves the claim to expire;
+    /// the retry finds the stored order (same derived id) and publishes it with the same key.
+    async fn create_fresh(
+        &self,
+        body: CreateOrder,
+        key: IdempotencyKey,
+    ) -> Result<Order, CreateError> {
+        let now = (self.clock)();
+        // Validated above; a failure here would be a bug, reported as a store-level corruption.
+        let order = Order::create(body, key.as_str(), now).map_err(|e| StoreError::Corrupt {
+            order_id: String::new(),
+            problem: e.to_string(),
+        })?;
+        let order = self.store.insert(&order).await?;
+        let metadata = Metadata::first(key, order.order_id.clone(), order.created_at);
+        let event = OutgoingEvent::new(&Detail::new(metadata, order.created_event()))?;
+        self.publisher.publish(std::slice::from_ref(&event)).await?;
+        Ok(order)
+    }
+}

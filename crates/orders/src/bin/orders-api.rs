@@ -1,0 +1,25 @@
+//! `orders-api` Lambda: API Gateway HTTP API (payload 2.0) -> `orders::api::OrdersApi`.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use platform::config::Env;
+use platform::http::{ApiRequest, ApiResponse};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    platform::init::tracing();
+    let config = orders::Config::from_env(&Env::process())?;
+    let api = orders::wire_api(&config, &platform::init::aws_config().await);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let api = &api;
+        async move {
+            let remaining = platform::init::remaining_time(&event.context);
+            let response = match ApiRequest::from_apigw(event.payload) {
+                Ok(request) => api.handle(&request, Some(remaining)).await,
+                Err(e) => ApiResponse::from(e),
+            };
+            Ok::<ApiGatewayV2httpResponse, Diagnostic>(response.into_apigw())
+        }
+    }))
+    .await
+}

@@ -1,0 +1,324 @@
+//! A plain HTTP request/response pair and its API Gateway HTTP API (payload 2.0) adapter.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine as _;
+use serde::Serialize;
+
+/// Largest request body accepted, in bytes. API Gateway allows 10 MB; no request of ours needs
+/// more than a fraction of this, and bounding it bounds parse time and memory.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// An HTTP request, free of AWS types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// Upper-case method, e.g. `POST`.
+    pub method: String,
+    /// The raw path, e.g. `/orders/123`.
+    pub path: String,
+    /// Header names in lower case (HTTP API lower-cases them too).
+    pub headers: BTreeMap<String, String>,
+    /// The decoded body (empty when absent).
+    pub body: Vec<u8>,
+    /// The platform's request id (for logs and correlation).
+    pub request_id: Option<String>,
+}
+
+impl ApiRequest {
+    /// A header by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The path split into non-empty segments.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Parses the body as JSON into `T`, with errors a client can act on.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                413,
+                "PayloadTooLarge",
+                format!(
+                    "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+                    self.body.len()
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(&self.body)
+            .map_err(|_| ApiError::bad_request("InvalidBody", "the body is not valid UTF-8"))?;
+        if text.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "InvalidBody",
+                "a JSON body is required",
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| {
+            let kind = if e.is_data() {
+                "InvalidField"
+            } else {
+                "MalformedJson"
+            };
+            ApiError::bad_request(kind, e.to_string())
+        })
+    }
+
+    /// Converts an API Gateway HTTP API 2.0 event. Fails only on a body that is not valid base64.
+    pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Result<Self, ApiError> {
+        let headers = event
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    name.as_str().to_ascii_lowercase(),
+                    value.to_str().ok()?.to_owned(),
+                ))
+            })
+            .collect();
+        let body = match event.body {
+            None => Vec::new(),
+            Some(text) if event.is_base64_encoded => base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|_| {
+                    ApiError::bad_request("InvalidBody", "the body is not valid base64")
+                })?,
+            Some(text) => text.into_bytes(),
+        };
+        let http = event.request_context.http;
+        Ok(Self {
+            method: http.method.as_str().to_ascii_uppercase(),
+            path: event
+                .raw_path
+                .or(http.path)
+                .unwrap_or_else(|| "/".to_owned()),
+            headers,
+            body,
+            request_id: event.request_context.request_id,
+        })
+    }
+}
+
+/// An HTTP response, free of AWS types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers (`content-type: application/json` is always set).
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: String,
+}
+
+impl ApiResponse {
+    /// A JSON response.
+    pub fn json<T: Serialize + ?Sized>(status: u16, body: &T) -> Self {
+        match serde_json::to_string(body) {
+            Ok(body) => Self {
+                status,
+                headers: Vec::new(),
+                body,
+            },
+            Err(e) => ApiError::internal(format!("response did not serialize: {e}")).into(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A header by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Converts to the API Gateway HTTP API 2.0 response shape.
+    pub fn into_apigw(self) -> ApiGatewayV2httpResponse {
+        let mut headers = ::http::HeaderMap::new();
+        headers.insert(
+            ::http::header::CONTENT_TYPE,
+            ::http::HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in &self.headers {
+            // Our own header names and values are ASCII tokens; skip (never panic on) any other.
+            if let (Ok(name), Ok(value)) = (
+                ::http::HeaderName::from_bytes(name.as_bytes()),
+                ::http::HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let mut response = ApiGatewayV2httpResponse::default();
+        response.status_code = i64::from(self.status);
+        response.headers = headers;
+        response.body = Some(Body::Text(self.body));
+        response
+    }
+}
+
+/// An error answered to the client as `{"error": {"type": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {error_type}: {message}")]
+pub struct ApiError {
+    /// Status code (4xx for the client's mistakes, 5xx for ours).
+    pub status: u16,
+    /// Stable machine-readable type, e.g. `MissingIdempotencyKey`.
+    pub error_type: &'static str,
+    /// Human-readable explanation (never personal data, never internals).
+    pub message: String,
+}
+
+impl ApiError {
+    /// Any status.
+    pub fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            error_type,
+            message: message.into(),
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, error_type, message)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(404, "NotFound", format!("{} not found", what.into()))
+    }
+
+    /// 500, with a generic message: details go to the logs, not to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            500,
+            "InternalError",
+            "internal error; retry with the same Idempotency-Key",
+        )
+    }
+
+    /// 503 for a dependency failure the client should retry.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "dependency unavailable");
+        Self::new(
+            503,
+            "ServiceUnavailable",
+            "temporarily unavailable; retry with the same Idempotency-Key",
+        )
+    }
+}
+
+impl From<ApiError> for ApiResponse {
+    fn from(e: ApiError) -> Self {
+        ApiResponse::json(
+            e.status,
+            &serde_json::json!({ "error": { "type": e.error_type, "message": e.message } }),
+        )
+    }
+}
+
+/// The one route table shape both APIs use: matches a request's method and path segments.
+pub fn route<'a>(request: &'a ApiRequest, method: &str, pattern: &[&str]) -> Option<Vec<&'a str>> {
+    if request.method != method {
+        return None;
+    }
+    let segments = request.segments();
+    if segments.len() != pattern.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (segment, expected) in segments.iter().zip(pattern) {
+        if *expected == "*" {
+            params.push(*segment);
+        } else if segment != expected {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> ApiGatewayV2httpRequest {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_post_fixture_becomes_a_plain_request() {
+        let request = ApiRequest::from_apigw(fixture("http/post-order.json")).unwrap();
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/orders");
+        assert!(request.header("Idempotency-Key").is_some());
+        assert!(request.json::<serde_json::Value>().is_ok());
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_naming_the_problem() {
+        let request =
+            ApiRequest::from_apigw(fixture("bad/http-post-order-malformed-json.json")).unwrap();
+        let err = request.json::<serde_json::Value>().unwrap_err();
+        assert_eq!((err.status, err.error_type), (400, "MalformedJson"));
+    }
+
+    #[test]
+    fn invalid_utf8_and_oversized_bodies_are_rejected() {
+        let mut request = ApiRequest {
+            body: vec![0xff, 0xfe],
+            ..ApiRequest::default()
+        };
+        assert_eq!(
+            request.json::<serde_json::Value>().unwrap_err().error_type,
+            "InvalidBody"
+        );
+        request.body = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(request.json::<serde_json::Value>().unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded() {
+        let mut event = fixture("http/post-order.json");
+        let body = event.body.take().unwrap();
+        event.body = Some(base64::engine::general_purpose::STANDARD.encode(&body));
+        event.is_base64_encoded = true;
+        let request = ApiRequest::from_apigw(event).unwrap();
+        assert_eq!(request.body, body.into_bytes());
+    }
+
+    #[test]
+    fn routes_match_method_and_segments() {
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/orders/42".into(),
+            ..ApiRequest::default()
+        };
+        assert_eq!(route(&request, "GET", &["orders", "*"]), Some(vec!["42"]));
+        assert_eq!(route(&request, "POST", &["orders", "*"]), None);
+        assert_eq!(route(&request, "GET", &["orders"]), None);
+    }
+
+    #[test]
+    fn responses_carry_json_content_type_and_extra_headers() {
+        let response = ApiResponse::json(201, &serde_json::json!({"ok": true}))
+            .with_header("idempotent-replayed", "true")
+            .into_apigw();
+        assert_eq!(response.status_code, 201);
+        assert_eq!(response.headers["content-type"], "application/json");
+        assert_eq!(response.headers["idempotent-replayed"], "true");
+    }
+}

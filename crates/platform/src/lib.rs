@@ -1,0 +1,24 @@
+//! What every Lambda binary of the product shares, so each `main.rs` only wires and stays short.
+//!
+//! - [`http`]: API Gateway HTTP API (payload 2.0) requests and responses converted to and from
+//!   plain [`http::ApiRequest`] / [`http::ApiResponse`], so domain HTTP handlers carry no AWS types
+//!   and the local runner can serve the very same handlers on loopback. Errors are JSON bodies
+//!   with a stable `type` string.
+//! - [`config`]: configuration from environment variables only, with errors that name the
+//!   variable, so a misconfigured function fails at init with a clear message.
+//! - [`init`]: the tracing subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`) and the AWS SDK
+//!   configuration (endpoints from the SDK's standard `AWS_ENDPOINT_URL` handling).
+//!
+//! ```
+//! use platform::http::{ApiError, ApiResponse};
+//!
+//! let missing = ApiError::bad_request("MissingIdempotencyKey", "the Idempotency-Key header is required");
+//! let response: ApiResponse = missing.into();
+//! assert_eq!(response.status, 400);
+//! assert!(response.body.contains("\"type\":\"MissingIdempotencyKey\""));
+//! ```
+
+pub mod config;
+pub mod doc_table;
+pub mod http;
+pub mod init;
