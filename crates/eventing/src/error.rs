@@ -62,6 +62,10 @@ pub enum EventingError {
         key_hash: String,
     },
 
+    /// The idempotency layer failed (store error, payload validation, lost claim...).
+    #[error(transparent)]
+    Idempotency(#[from] idempotency::IdempotencyError),
+
     /// Events caused by the record could not all be published.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -85,6 +89,7 @@ impl EventingError {
             Self::Parse(e) => e.error_type(),
             Self::Handler(e) => e.error_type(),
             Self::InProgress { .. } => "InProgress",
+            Self::Idempotency(e) => e.error_type(),
             Self::Publish(e) => e.error_type(),
             Self::Panicked { .. } => "Panicked",
         }

@@ -36,6 +36,7 @@
 //! # });
 //! ```
 
+mod consumer;
 mod error;
 mod event;
 mod handler;
@@ -43,6 +44,10 @@ mod publish;
 #[cfg(test)]
 mod test_support;
 
+pub use consumer::{
+    BatchReport, BatchStats, Consumer, DEFAULT_CONCURRENCY, EmittedEvent, RecordOutcome,
+    RecordReport, idempotency_request,
+};
 pub use error::{ConsumerError, EventingError};
 pub use event::{MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, OutgoingEvent};
 pub use handler::{EventHandler, HandlerError};

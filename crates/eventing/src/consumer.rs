@@ -1,0 +1,800 @@
+//! The consumer: SQS batches (or one bare EventBridge event) in, idempotent typed handling, the
+//! caused events published together, a partial batch response out.
+//!
+//! Per batch:
+//! 1. every record is parsed (SQS body -> EventBridge envelope -> [`AnyEvent`]) and its
+//!    idempotency [`Request`] built; what fails is a batch-item failure, logged with its id;
+//! 2. records sharing an idempotency key within the batch are handled once: the first one
+//!    leads, identical copies follow its outcome (a copy with a different payload waits, as
+//!    "in progress", for a redelivery that the idempotency layer can judge);
+//! 3. leaders are handled concurrently (bounded) in their own tasks: `begin` -> handler; a
+//!    panic is caught and becomes that record's failure, releasing its claim;
+//! 4. the events of every claimed record are published in one [`EventPublisher::publish`] call;
+//! 5. each claimed record whose events were all accepted completes its claim (storing the keys
+//!    it emitted); the others release it and fail, so the source retries them.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use contracts::AnyEvent;
+use futures::{FutureExt, StreamExt};
+use idempotency::{Begin, Claim, Idempotency, IdempotencyError, Request};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::{
+    ConsumerError, EventHandler, EventPublisher, EventingError, FailedEntry, OutgoingEvent,
+    PublishError,
+};
+
+/// Records handled at once unless [`Consumer::with_concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
+/// The per-consumer entry point shared by every SQS-fed Lambda.
+///
+/// Cheap to clone: everything is behind `Arc`s (the idempotency layer included).
+#[derive(Clone)]
+pub struct Consumer {
+    handler: Arc<dyn EventHandler>,
+    idempotency: Idempotency,
+    publisher: Arc<dyn EventPublisher>,
+    concurrency: usize,
+    last_stats: Arc<Mutex<Option<BatchStats>>>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("idempotency", &self.idempotency)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Handled now; its events were published and its claim completed.
+    Fresh,
+    /// A duplicate of an event already handled (or of an identical record of the same batch):
+    /// nothing ran, nothing was published.
+    Replayed,
+    /// Another invocation, or another record of this batch, holds the key: retried later.
+    InProgress,
+    /// Failed; the string is the error's `error_type`.
+    Failed(&'static str),
+}
+
+impl RecordOutcome {
+    /// `"fresh"`, `"replayed"`, `"in_progress"` or `"failed:<error_type>"`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Fresh => "fresh".to_owned(),
+            Self::Replayed => "replayed".to_owned(),
+            Self::InProgress => "in_progress".to_owned(),
+            Self::Failed(error_type) => format!("failed:{error_type}"),
+        }
+    }
+
+    /// Whether the record must be retried (a batch-item failure).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::InProgress | Self::Failed(_))
+    }
+}
+
+impl Serialize for RecordOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.label())
+    }
+}
+
+/// An event a record caused, as reported (never its detail: it may hold personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmittedEvent {
+    /// Its source.
+    pub source: String,
+    /// Its detail type.
+    pub detail_type: String,
+    /// Its idempotency key.
+    pub idempotency_key: String,
+}
+
+/// Per-record outcome for logs and the local runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordReport {
+    /// The SQS message id, or the EventBridge event id for a bare event.
+    pub message_id: String,
+    /// The envelope's source, when it could be read.
+    pub source: Option<String>,
+    /// The envelope's detail type, when it could be read.
+    pub detail_type: Option<String>,
+    /// `metadata.idempotency-key`, when the event parsed.
+    pub idempotency_key: Option<String>,
+    /// The hashed key the idempotency layer uses (what the logs show).
+    pub key_hash: Option<String>,
+    /// What became of the record.
+    pub outcome: RecordOutcome,
+    /// The error's message, for failures.
+    pub error: Option<String>,
+    /// The events it caused and published (empty unless fresh).
+    pub emitted: Vec<EmittedEvent>,
+}
+
+impl RecordReport {
+    fn new(message_id: String) -> Self {
+        Self {
+            message_id,
+            source: None,
+            detail_type: None,
+            idempotency_key: None,
+            key_hash: None,
+            outcome: RecordOutcome::Replayed,
+            error: None,
+            emitted: Vec::new(),
+        }
+    }
+
+    /// The outcome label (see [`RecordOutcome::label`]).
+    pub fn label(&self) -> String {
+        self.outcome.label()
+    }
+
+    /// Whether the record is a batch-item failure.
+    pub fn is_failure(&self) -> bool {
+        self.outcome.is_failure()
+    }
+}
+
+/// Counters of one batch's outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BatchStats {
+    /// Records in the batch.
+    pub records: usize,
+    /// Handled now.
+    pub fresh: usize,
+    /// Duplicates, nothing ran.
+    pub replayed: usize,
+    /// Held by someone else: retried later.
+    pub in_progress: usize,
+    /// Failed for any other reason.
+    pub failed: usize,
+    /// Events accepted by the publisher.
+    pub events_published: usize,
+    /// Calls to [`EventPublisher::publish`] (0 or 1 per batch; the publisher splits them into
+    /// PutEvents requests).
+    pub publish_calls: usize,
+}
+
+/// Everything that happened to one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// One report per record, in batch order.
+    pub records: Vec<RecordReport>,
+    /// Counters.
+    pub stats: BatchStats,
+}
+
+impl BatchReport {
+    /// Message ids of the records to retry, in batch order.
+    pub fn failed_message_ids(&self) -> Vec<&str> {
+        self.records
+            .iter()
+            .filter(|r| r.is_failure())
+            .map(|r| r.message_id.as_str())
+            .collect()
+    }
+
+    /// The partial batch response: only the failed records' ids.
+    ///
+    /// A failed record without a message id is reported with an empty one, which Lambda treats
+    /// as a failure of the whole batch: better retried in full than acknowledged unprocessed.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for id in self.failed_message_ids() {
+            response.add_failure(id);
+        }
+        response
+    }
+}
+
+/// A record as it arrived.
+enum Body {
+    /// An SQS message body (absent when SQS sent none).
+    Text(Option<String>),
+    /// A bare EventBridge event.
+    Json(Value),
+}
+
+/// A record that parsed, ready for the idempotency layer.
+struct Parsed {
+    event: AnyEvent,
+    request: Request,
+    /// The validated part of the payload, to tell identical in-batch copies from conflicting ones.
+    data: Value,
+}
+
+/// A record's progress through the pipeline.
+enum Stage {
+    /// Settled (for now or for good).
+    Done(Result<RecordOutcome, EventingError>),
+    /// Parsed; waiting for its turn (boxed: the typed event is large and most stages are not).
+    Parsed(Box<Parsed>),
+    /// In its task.
+    Running,
+    /// An identical copy of the record at this index of the batch.
+    Follower(usize),
+    /// Handled under a claim (`None` for an unkeyed request): its events await publishing.
+    Handled {
+        claim: Option<Claim>,
+        events: Vec<OutgoingEvent>,
+    },
+}
+
+/// What the concurrent part of handling a record yields.
+enum Handled {
+    Replayed,
+    Claimed {
+        claim: Option<Claim>,
+        events: Vec<OutgoingEvent>,
+    },
+}
+
+/// What a completed claim stores: the keys of the events the record caused, so an operator
+/// can trace a replayed record to what it emitted.
+#[derive(Serialize)]
+struct StoredResult<'a> {
+    emitted: Vec<&'a str>,
+}
+
+/// The idempotency request for a contract event: keyed by its `metadata.idempotency-key`,
+/// validated on its `data` (so a reused key with different facts is refused, while a
+/// re-emission with new metadata such as `event-id` is still a duplicate), and bounded by the
+/// invocation's remaining time when known.
+pub fn idempotency_request(
+    event: &AnyEvent,
+    remaining: Option<Duration>,
+) -> Result<Request, IdempotencyError> {
+    let data = event_data(event).map_err(IdempotencyError::Serialization)?;
+    request_for(event, &data, remaining)
+}
+
+fn request_for(
+    event: &AnyEvent,
+    data: &Value,
+    remaining: Option<Duration>,
+) -> Result<Request, IdempotencyError> {
+    let request = Request::new(event.metadata().idempotency_key.as_str())?.validate(data)?;
+    Ok(match remaining {
+        Some(remaining) => request.remaining_time(remaining),
+        None => request,
+    })
+}
+
+/// The typed `data` of an event, as JSON: unknown fields a producer added are not part of it.
+fn event_data(event: &AnyEvent) -> Result<Value, serde_json::Error> {
+    match event {
+        AnyEvent::OrderCreated(d) => serde_json::to_value(&d.data),
+        AnyEvent::OrderPicked(d) => serde_json::to_value(&d.data),
+        AnyEvent::OrderShipped(d) => serde_json::to_value(&d.data),
+        AnyEvent::ReturnRequested(d) => serde_json::to_value(&d.data),
+        AnyEvent::ReturnReceived(d) => serde_json::to_value(&d.data),
+    }
+}
+
+/// Reads an EventBridge envelope. `account`, `id`, `time`... are not required (moto's envelope
+/// lacks `account`); `source`, `detail-type` and `detail` are.
+fn parse_envelope(envelope: Value, report: &mut RecordReport) -> Result<AnyEvent, EventingError> {
+    let Value::Object(mut fields) = envelope else {
+        return Err(EventingError::MalformedRecord {
+            reason: "the body is not a JSON object".to_owned(),
+        });
+    };
+    let text = |name: &str| match fields.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(EventingError::MalformedRecord {
+            reason: format!("`{name}` is not a string"),
+        }),
+        None => Err(EventingError::MalformedRecord {
+            reason: format!("`{name}` is missing"),
+        }),
+    };
+    let source = text("source");
+    let detail_type = text("detail-type");
+    report.source = source.as_ref().ok().cloned();
+    report.detail_type = detail_type.as_ref().ok().cloned();
+    let (source, detail_type) = (source?, detail_type?);
+    let detail = fields
+        .remove("detail")
+        .ok_or_else(|| EventingError::MalformedRecord {
+            reason: "`detail` is missing".to_owned(),
+        })?;
+    Ok(AnyEvent::parse(&source, &detail_type, detail)?)
+}
+
+fn parse_body(body: Body, report: &mut RecordReport) -> Result<AnyEvent, EventingError> {
+    let envelope = match body {
+        Body::Json(value) => value,
+        Body::Text(None) => {
+            return Err(EventingError::MalformedRecord {
+                reason: "the SQS message has no body".to_owned(),
+            });
+        }
+        Body::Text(Some(text)) => {
+            serde_json::from_str(&text).map_err(|e| EventingError::MalformedRecord {
+                reason: format!("the body is not JSON ({e})"),
+            })?
+        }
+    };
+    parse_envelope(envelope, report)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Releases a claim whose record failed; a failed release only delays the retry until the
+/// claim expires, so it is logged, not escalated.
+async fn release(claim: Claim) {
+    let key_hash = claim.key_hash().to_owned();
+    if let Err(e) = claim.release().await {
+        tracing::warn!(
+            key_hash,
+            error_type = e.error_type(),
+            error = %e,
+            "releasing the claim of a failed record failed; it stays claimed until it expires"
+        );
+    }
+}
+
+/// Claims the record and runs the handler (the part that runs concurrently, in its own task).
+async fn begin_and_handle(
+    handler: Arc<dyn EventHandler>,
+    idempotency: Idempotency,
+    parsed: Parsed,
+) -> Result<Handled, EventingError> {
+    let claim = match idempotency.begin(&parsed.request).await? {
+        Begin::Claimed(claim) => Some(claim),
+        Begin::Unkeyed => None,
+        Begin::Replayed(_) => return Ok(Handled::Replayed),
+        Begin::InProgress => {
+            return Err(EventingError::InProgress {
+                key_hash: parsed.request.key_hash().unwrap_or_default().to_owned(),
+            });
+        }
+    };
+    // Caught here rather than only at the task boundary so the claim is released at once and a
+    // retry need not wait for it to expire.
+    let error = match AssertUnwindSafe(handler.handle(&parsed.event))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(events)) => return Ok(Handled::Claimed { claim, events }),
+        Ok(Err(e)) => EventingError::Handler(e),
+        Err(panic) => EventingError::Panicked {
+            message: panic_message(&*panic),
+        },
+    };
+    if let Some(claim) = claim {
+        release(claim).await;
+    }
+    Err(error)
+}
+
+impl Consumer {
+    /// A consumer that hands every event to `handler`, deduplicated by `idempotency`, and
+    /// publishes what it causes with `publisher`.
+    pub fn new(
+        handler: impl EventHandler + 'static,
+        idempotency: Idempotency,
+        publisher: impl EventPublisher + 'static,
+    ) -> Self {
+        Self::from_arcs(Arc::new(handler), idempotency, Arc::new(publisher))
+    }
+
+    /// Like [`Consumer::new`], sharing a handler and a publisher already behind `Arc`s.
+    pub fn from_arcs(
+        handler: Arc<dyn EventHandler>,
+        idempotency: Idempotency,
+        publisher: Arc<dyn EventPublisher>,
+    ) -> Self {
+        Self {
+            handler,
+            idempotency,
+            publisher,
+            concurrency: DEFAULT_CONCURRENCY,
+            last_stats: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Handles at most `limit` records at once (at least 1; default [`DEFAULT_CONCURRENCY`]).
+    pub fn with_concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// The idempotency layer (for its metrics).
+    pub fn idempotency(&self) -> &Idempotency {
+        &self.idempotency
+    }
+
+    /// SQS batch whose bodies are EventBridge events -> partial batch response (only failed ids).
+    pub async fn handle_sqs(
+        &self,
+        batch: SqsEvent,
+        remaining: Option<Duration>,
+    ) -> SqsBatchResponse {
+        self.process_sqs(batch, remaining).await.response()
+    }
+
+    /// Like [`Consumer::handle_sqs`], returning every record's report.
+    pub async fn process_sqs(&self, batch: SqsEvent, remaining: Option<Duration>) -> BatchReport {
+        let records = batch
+            .records
+            .into_iter()
+            .map(|m| (m.message_id.unwrap_or_default(), Body::Text(m.body)))
+            .collect();
+        self.process(records, remaining).await.0
+    }
+
+    /// A bare EventBridge event (what `sam local invoke -e events/eventbridge/x.json` sends).
+    ///
+    /// `Ok` when the event was handled now or is a duplicate; any failure, including another
+    /// invocation holding the key, is `Err`, so the invoker retries.
+    pub async fn handle_eventbridge(
+        &self,
+        event: Value,
+        remaining: Option<Duration>,
+    ) -> Result<RecordReport, ConsumerError> {
+        let id = match event.get("id") {
+            Some(Value::String(id)) => id.clone(),
+            _ => String::new(),
+        };
+        let (mut batch, mut errors) = self.process(vec![(id, Body::Json(event))], remaining).await;
+        let error = errors.pop().flatten();
+        let report = batch.records.pop();
+        match (error, report) {
+            (Some(error), _) => Err(error),
+            (None, Some(report)) => Ok(report),
+            // One record in, one report out: an empty result cannot happen, but must not panic.
+            (None, None) => Err(EventingError::MalformedRecord {
+                reason: "the event produced no report".to_owned(),
+            }),
+        }
+    }
+
+    /// Lambda entry: detects an SQS batch (`Records`) or a bare EventBridge event (`source`,
+    /// `detail-type`, `detail`) and returns the JSON to answer: the [`SqsBatchResponse`] for a
+    /// batch, the [`RecordReport`] for an event. Anything else is
+    /// [`EventingError::UnrecognisedPayload`].
+    pub async fn handle_payload(
+        &self,
+        payload: Value,
+        remaining: Option<Duration>,
+    ) -> Result<Value, ConsumerError> {
+        let unrecognised = |reason: &str| EventingError::UnrecognisedPayload {
+            reason: reason.to_owned(),
+        };
+        let Some(object) = payload.as_object() else {
+            return Err(unrecognised("the payload is not a JSON object"));
+        };
+        if let Some(records) = object.get("Records") {
+            let from_sqs = records.as_array().is_some_and(|records| {
+                records.iter().all(|r| {
+                    r.get("eventSource")
+                        .is_none_or(|s| s.as_str() == Some("aws:sqs"))
+                })
+            });
+            if !from_sqs {
+                return Err(unrecognised(
+                    "`Records` is not a list of SQS messages (eventSource aws:sqs)",
+                ));
+            }
+            let batch: SqsEvent = serde_json::from_value(payload)
+                .map_err(|_| unrecognised("`Records` do not have the shape of SQS messages"))?;
+            let response = self.handle_sqs(batch, remaining).await;
+            return serde_json::to_value(response).map_err(EventingError::Serialization);
+        }
+        if ["source", "detail-type", "detail"]
+            .iter()
+            .any(|f| object.contains_key(*f))
+        {
+            let report = self.handle_eventbridge(payload, remaining).await?;
+            return serde_json::to_value(report).map_err(EventingError::Serialization);
+        }
+        Err(unrecognised(
+            "expected an SQS batch (`Records`) or an EventBridge event (`source`, `detail-type`, `detail`)",
+        ))
+    }
+
+    /// Counters of the last batch (or event) this consumer (or a clone of it) processed.
+    pub fn last_batch_stats(&self) -> Option<BatchStats> {
+        *self
+            .last_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs the pipeline over `(message id, body)` records; returns the batch report and each
+    /// record's error, in batch order.
+    async fn process(
+        &self,
+        incoming: Vec<(String, Body)>,
+        remaining: Option<Duration>,
+    ) -> (BatchReport, Vec<Option<EventingError>>) {
+        let mut reports = Vec::with_capacity(incoming.len());
+        let mut stages = Vec::with_capacity(incoming.len());
+        let mut leaders: HashMap<String, usize> = HashMap::new();
+
+        // 1-2. Parse, build requests, pick one leader per key.
+        for (index, (message_id, body)) in incoming.into_iter().enumerate() {
+            let mut report = RecordReport::new(message_id);
+            let stage = match self.prepare(body, remaining, &mut report) {
+                Err(e) => Stage::Done(Err(e)),
+                Ok(parsed) => {
+                    match leaders.entry(parsed.event.metadata().idempotency_key.to_string()) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(index);
+                            Stage::Parsed(Box::new(parsed))
+                        }
+                        Entry::Occupied(leader) => {
+                            let leader = *leader.get();
+                            let same = matches!(stages.get(leader), Some(Stage::Parsed(p)) if p.data == parsed.data);
+                            if same {
+                                Stage::Follower(leader)
+                            } else {
+                                Stage::Done(Err(EventingError::InProgress {
+                                    key_hash: report.key_hash.clone().unwrap_or_default(),
+                                }))
+                            }
+                        }
+                    }
+                }
+            };
+            reports.push(report);
+            stages.push(stage);
+        }
+
+        // 3. Claim and handle the leaders concurrently, each in its own task.
+        let semaphore = Arc::new(Semaphore::new(self.concurrency));
+        let mut tasks = Vec::new();
+        for (index, stage) in stages.iter_mut().enumerate() {
+            if !matches!(stage, Stage::Parsed(_)) {
+                continue;
+            }
+            let Stage::Parsed(parsed) = std::mem::replace(stage, Stage::Running) else {
+                continue;
+            };
+            let handler = Arc::clone(&self.handler);
+            let idempotency = self.idempotency.clone();
+            let semaphore = Arc::clone(&semaphore);
+            let task = tokio::spawn(async move {
+                // The semaphore is never closed, so acquiring cannot fail; if it somehow did,
+                // running unbounded beats not running.
+                let _permit = semaphore.acquire_owned().await.ok();
+                begin_and_handle(handler, idempotency, *parsed).await
+            });
+            tasks.push((index, task));
+        }
+        for (index, task) in tasks {
+            let result = match task.await {
+                Ok(result) => result,
+                Err(join) => Err(EventingError::Panicked {
+                    message: if join.is_panic() {
+                        panic_message(&*join.into_panic())
+                    } else {
+                        "the record's task was cancelled".to_owned()
+                    },
+                }),
+            };
+            stages[index] = match result {
+                Ok(Handled::Replayed) => Stage::Done(Ok(RecordOutcome::Replayed)),
+                Ok(Handled::Claimed { claim, events }) => Stage::Handled { claim, events },
+                Err(e) => Stage::Done(Err(e)),
+            };
+        }
+
+        // 4. Publish every caused event in one call.
+        let mut all = Vec::new();
+        let mut spans = Vec::new();
+        for (index, stage) in stages.iter_mut().enumerate() {
+            if let Stage::Handled { events, .. } = stage {
+                let start = all.len();
+                all.append(events);
+                spans.push((index, start..all.len()));
+            }
+        }
+        let mut publish_calls = 0;
+        let published = if all.is_empty() {
+            Ok(())
+        } else {
+            publish_calls = 1;
+            match AssertUnwindSafe(self.publisher.publish(&all))
+                .catch_unwind()
+                .await
+            {
+                Ok(result) => result,
+                Err(panic) => Err(PublishError {
+                    failed: all
+                        .iter()
+                        .enumerate()
+                        .map(|(index, e)| FailedEntry {
+                            index,
+                            idempotency_key: e.idempotency_key.clone(),
+                            error_code: "PublisherPanicked".to_owned(),
+                            message: panic_message(&*panic),
+                        })
+                        .collect(),
+                }),
+            }
+        };
+        let failed_entries = match &published {
+            Ok(()) => Vec::new(),
+            Err(e) => e.failed.clone(),
+        };
+
+        // 5. Complete the claims of records whose events were all accepted; release the others.
+        let settle = spans.into_iter().map(|(index, span)| {
+            let claim = match &mut stages[index] {
+                Stage::Handled { claim, .. } => claim.take(),
+                _ => None,
+            };
+            let failed: Vec<FailedEntry> = failed_entries
+                .iter()
+                .filter(|f| span.contains(&f.index))
+                .map(|f| FailedEntry {
+                    index: f.index - span.start,
+                    ..f.clone()
+                })
+                .collect();
+            let emitted: Vec<EmittedEvent> = all[span]
+                .iter()
+                .map(|e| EmittedEvent {
+                    source: e.source.clone(),
+                    detail_type: e.detail_type.clone(),
+                    idempotency_key: e.idempotency_key.clone(),
+                })
+                .collect();
+            async move {
+                if !failed.is_empty() {
+                    if let Some(claim) = claim {
+                        release(claim).await;
+                    }
+                    return (
+                        index,
+                        Err(EventingError::Publish(PublishError { failed })),
+                        Vec::new(),
+                    );
+                }
+                if let Some(claim) = claim {
+                    let stored = StoredResult {
+                        emitted: emitted.iter().map(|e| e.idempotency_key.as_str()).collect(),
+                    };
+                    if let Err(e) = claim.complete(&stored).await {
+                        // The events are out; a redelivery re-emits the same derived keys,
+                        // which downstream consumers deduplicate.
+                        return (index, Err(EventingError::Idempotency(e)), emitted);
+                    }
+                }
+                (index, Ok(RecordOutcome::Fresh), emitted)
+            }
+        });
+        let settled: Vec<_> = futures::stream::iter(settle)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut events_published = 0;
+        for (index, result, emitted) in settled {
+            events_published += emitted.len();
+            reports[index].emitted = emitted;
+            stages[index] = Stage::Done(result);
+        }
+
+        // 6. Copies follow their leader: done if it is, retried if it is not.
+        let mut results: Vec<Result<RecordOutcome, EventingError>> =
+            Vec::with_capacity(stages.len());
+        for (index, stage) in stages.into_iter().enumerate() {
+            let result = match stage {
+                Stage::Done(result) => result,
+                Stage::Follower(leader) => match results.get(leader) {
+                    Some(Ok(_)) => Ok(RecordOutcome::Replayed),
+                    _ => Err(EventingError::InProgress {
+                        key_hash: reports[index].key_hash.clone().unwrap_or_default(),
+                    }),
+                },
+                // Every stage was settled above; anything else would be a bug, reported as a
+                // failure (retried) rather than acknowledged.
+                Stage::Parsed(_) | Stage::Running | Stage::Handled { .. } => {
+                    Err(EventingError::MalformedRecord {
+                        reason: "the record was not settled".to_owned(),
+                    })
+                }
+            };
+            results.push(result);
+        }
+
+        // 7. Write outcomes, log one line per record, keep the counters.
+        let mut stats = BatchStats {
+            records: reports.len(),
+            events_published,
+            publish_calls,
+            ..BatchStats::default()
+        };
+        let mut errors = Vec::with_capacity(results.len());
+        for (report, result) in reports.iter_mut().zip(results) {
+            let error = match result {
+                Ok(outcome) => {
+                    report.outcome = outcome;
+                    None
+                }
+                Err(e) => {
+                    report.outcome = match e {
+                        EventingError::InProgress { .. } => RecordOutcome::InProgress,
+                        _ => RecordOutcome::Failed(e.error_type()),
+                    };
+                    report.error = Some(e.to_string());
+                    tracing::warn!(
+                        message_id = %report.message_id,
+                        detail_type = report.detail_type.as_deref().unwrap_or("-"),
+                        key_hash = report.key_hash.as_deref().unwrap_or("-"),
+                        error_type = e.error_type(),
+                        error = %e,
+                        "record failed: it will be retried, then dead-lettered"
+                    );
+                    Some(e)
+                }
+            };
+            match report.outcome {
+                RecordOutcome::Fresh => stats.fresh += 1,
+                RecordOutcome::Replayed => stats.replayed += 1,
+                RecordOutcome::InProgress => stats.in_progress += 1,
+                RecordOutcome::Failed(_) => stats.failed += 1,
+            }
+            tracing::info!(
+                message_id = %report.message_id,
+                detail_type = report.detail_type.as_deref().unwrap_or("-"),
+                key_hash = report.key_hash.as_deref().unwrap_or("-"),
+                outcome = %report.outcome.label(),
+                emitted = report.emitted.len(),
+                "record processed"
+            );
+            errors.push(error);
+        }
+        *self
+            .last_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(stats);
+        let batch = BatchReport {
+            records: reports,
+            stats,
+        };
+        (batch, errors)
+    }
+
+    /// Parses a record and builds its request, filling the report's identifying fields.
+    fn prepare(
+        &self,
+        body: Body,
+        remaining: Option<Duration>,
+        report: &mut RecordReport,
+    ) -> Result<Parsed, EventingError> {
+        let event = parse_body(body, report)?;
+        report.idempotency_key = Some(event.metadata().idempotency_key.to_string());
+        let data = event_data(&event).map_err(EventingError::Serialization)?;
+        let request = request_for(&event, &data, remaining)?;
+        report.key_hash = request.key_hash().map(str::to_owned);
+        Ok(Parsed {
+            event,
+            request,
+            data,
+        })
+    }
+}
