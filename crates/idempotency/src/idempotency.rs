@@ -250,8 +250,9 @@ impl Claim {
     }
 
     /// Deletes the record (one conditional `DeleteItem`) so a retry can run the operation, if this
-    /// claim still owns it; otherwise [`IdempotencyError::ClaimLost`]. When the delete fails the
-    /// record stays until its `in_progress_expiration`.
+    /// claim still owns it; if another invocation holds it now, [`IdempotencyError::ClaimLost`]
+    /// and the record is left alone. A record that no longer exists counts as released. When the
+    /// delete fails the record stays until its `in_progress_expiration`.
     pub async fn release(self) -> Result<(), IdempotencyError> {
         let span = self.span.clone();
         async move { self.release_ref().await }
@@ -395,6 +396,15 @@ impl Idempotency {
                 .claim(&inner.config.layout, &record, now)
                 .await
                 .map_err(|e| inner.store_error(e))?;
+            // The SDK retries a put whose response was lost; the retry then conflicts with our
+            // own write. Our owner token on the blocking record means the claim is ours.
+            let claimed = match claimed {
+                ClaimResult::Conflict(Some(existing)) if existing.owner == record.owner => {
+                    tracing::debug!("claim conflicted with itself (retried put); it is ours");
+                    ClaimResult::Claimed
+                }
+                other => other,
+            };
             let existing = match claimed {
                 ClaimResult::Claimed => {
                     bump(&metrics.fresh);

@@ -121,6 +121,7 @@ impl IdempotencyStore for AlwaysExpiredConflict {
     ) -> Result<ClaimResult, StoreError> {
         Ok(ClaimResult::Conflict(Some(Record {
             expiration: 0,
+            owner: "another-invocation".into(),
             ..record.clone()
         })))
     }
@@ -269,4 +270,55 @@ async fn default_key_prefix_is_function_and_operation() {
             request.key_hash().unwrap()
         )]
     );
+}
+
+/// A store whose first claim lands but reports a conflict with what it just wrote, as an SDK
+/// retry of a put whose response was lost does against DynamoDB.
+struct LostClaimResponse(InMemoryStore);
+
+#[async_trait::async_trait]
+impl IdempotencyStore for LostClaimResponse {
+    async fn claim(
+        &self,
+        layout: &TableLayout,
+        record: &Record,
+        now: u64,
+    ) -> Result<ClaimResult, StoreError> {
+        match self.0.claim(layout, record, now).await? {
+            ClaimResult::Claimed => Ok(ClaimResult::Conflict(Some(record.clone()))),
+            conflict => Ok(conflict),
+        }
+    }
+    async fn complete(
+        &self,
+        layout: &TableLayout,
+        id: &str,
+        owner: &str,
+        data: &str,
+        expiration: u64,
+    ) -> Result<FencedWrite, StoreError> {
+        self.0.complete(layout, id, owner, data, expiration).await
+    }
+    async fn release(
+        &self,
+        layout: &TableLayout,
+        id: &str,
+        owner: &str,
+    ) -> Result<FencedWrite, StoreError> {
+        self.0.release(layout, id, owner).await
+    }
+    async fn get(&self, layout: &TableLayout, id: &str) -> Result<Option<Record>, StoreError> {
+        self.0.get(layout, id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_conflicting_with_its_own_write_is_still_ours() {
+    let f = Fixture::new(Arc::new(LostClaimResponse(InMemoryStore::new())));
+    let request = order_request("1");
+    assert!(f.charge(&request).await.unwrap().is_fresh());
+    assert_eq!(f.runs(), 1);
+    // Another invocation's claim still conflicts for real.
+    assert!(f.charge(&request).await.unwrap().is_replayed());
+    assert_eq!(f.runs(), 1);
 }

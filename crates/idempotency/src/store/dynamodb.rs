@@ -231,11 +231,18 @@ impl IdempotencyStore for DynamoDbStore {
             .condition_expression(OWNER_CONDITION)
             .expression_attribute_names("#own", &layout.attributes.owner)
             .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(FencedWrite::Applied),
             Err(e) => match e.as_service_error() {
+                // No old item: the record is already gone.
+                Some(DeleteItemError::ConditionalCheckFailedException(failed))
+                    if failed.item().is_none_or(HashMap::is_empty) =>
+                {
+                    Ok(FencedWrite::Applied)
+                }
                 Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
                     Ok(FencedWrite::NotOwner)
                 }

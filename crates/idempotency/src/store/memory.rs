@@ -125,11 +125,11 @@ impl IdempotencyStore for InMemoryStore {
         Self::injected(&mut state, StoreOperation::Release)?;
         let key = key(layout, id);
         match state.records.get(&key) {
-            Some(record) if record.owner == owner => {
+            Some(record) if record.owner != owner => Ok(FencedWrite::NotOwner),
+            _ => {
                 state.records.remove(&key);
                 Ok(FencedWrite::Applied)
             }
-            _ => Ok(FencedWrite::NotOwner),
         }
     }
 

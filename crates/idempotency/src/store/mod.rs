@@ -55,7 +55,10 @@ pub trait IdempotencyStore: Send + Sync {
         expiration: u64,
     ) -> Result<FencedWrite, StoreError>;
 
-    /// Deletes the record `id` if it still carries `owner`.
+    /// Deletes the record `id` if it still carries `owner`. A record that does not exist is
+    /// [`FencedWrite::Applied`]: nothing of `owner`'s remains, and a retried delete whose first
+    /// response was lost must not report a lost claim. Only a record carrying another owner token
+    /// is [`FencedWrite::NotOwner`].
     async fn release(
         &self,
         layout: &TableLayout,

@@ -512,6 +512,24 @@ pub async fn released_claim_cannot_be_completed_later(store: Arc<dyn Idempotency
     assert!(f.record(&request).await.is_none());
 }
 
+pub async fn releasing_a_record_that_is_already_gone_succeeds(store: Arc<dyn IdempotencyStore>) {
+    // A delete retried after its first response was lost finds nothing: that is a release, not
+    // a lost claim. The record stays gone.
+    let f = Fixture::new(store);
+    let request = order_request("1").remaining_time(Duration::from_secs(1));
+    let Begin::Claimed(stale) = f.idem.begin(&request).await.unwrap() else {
+        panic!("first begin must claim");
+    };
+    f.clock.advance(Duration::from_secs(2));
+    let Begin::Claimed(current) = f.idem.begin(&request).await.unwrap() else {
+        panic!("the expired claim must be taken over");
+    };
+    current.release().await.unwrap();
+    stale.release().await.unwrap();
+    assert!(f.record(&request).await.is_none());
+    assert_eq!(f.idem.metrics().claims_lost, 0);
+}
+
 pub async fn call_counts_are_two_for_fresh_one_for_duplicate_zero_for_cached(
     store: Arc<dyn IdempotencyStore>,
 ) {
@@ -643,6 +661,7 @@ macro_rules! scenario_suite {
             stale_owner_cannot_complete_a_record_another_invocation_holds,
             stale_owner_cannot_release_a_record_another_invocation_holds,
             released_claim_cannot_be_completed_later,
+            releasing_a_record_that_is_already_gone_succeeds,
             call_counts_are_two_for_fresh_one_for_duplicate_zero_for_cached,
             concurrent_invocations_with_one_key_run_the_operation_once,
             replay_deserializes_into_the_callers_type,
