@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::operation::put_events::PutEventsError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 
 use super::{
     EventPublisher, FailedEntry, PublishError, RetryPolicy, plan_requests, split_oversized,
@@ -14,6 +15,10 @@ use crate::OutgoingEvent;
 
 /// Environment variable through which Lambda hands each invocation its X-Ray trace header.
 const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
+
+/// PutEvents requests in flight at once: enough to publish a large batch quickly, few enough
+/// not to trip the account's PutEvents throttle on their own.
+const MAX_CONCURRENT_REQUESTS: usize = 4;
 
 /// Error codes that no re-send can fix: retrying them only burns the attempts of the others.
 const PERMANENT_CODES: [&str; 9] = [
@@ -120,11 +125,14 @@ impl EventBridgePublisher {
 }
 
 /// The error code a whole failed request gives each of its entries.
-fn request_error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+fn request_error_code<R>(err: &SdkError<PutEventsError, R>) -> String {
     match err {
-        SdkError::ServiceError(service) => {
-            service.err().code().unwrap_or("ServiceError").to_owned()
-        }
+        SdkError::ServiceError(service) => match (service.err().code(), service.err()) {
+            (Some(code), _) => code.to_owned(),
+            // The modeled error without metadata (as built by hand, not parsed off the wire).
+            (None, PutEventsError::InternalException(_)) => "InternalException".to_owned(),
+            (None, _) => "ServiceError".to_owned(),
+        },
         SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
         SdkError::TimeoutError(_) => "Timeout".to_owned(),
         SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
@@ -165,12 +173,16 @@ impl EventPublisher for EventBridgePublisher {
         let mut attempt = 1;
         while !pending.is_empty() {
             let requests = plan_requests(events, &pending);
-            let results = join_all(
-                requests
-                    .iter()
-                    .map(|request| self.send(events, request, ambient_trace.as_deref())),
-            )
-            .await;
+            // Futures are lazy: collecting them first only fixes their order, `buffered` bounds
+            // how many run at once.
+            let sends: Vec<_> = requests
+                .iter()
+                .map(|request| self.send(events, request, ambient_trace.as_deref()))
+                .collect();
+            let results: Vec<Vec<EntryResult>> = stream::iter(sends)
+                .buffered(MAX_CONCURRENT_REQUESTS)
+                .collect()
+                .await;
 
             let mut retry = Vec::new();
             for (request, results) in requests.iter().zip(results) {
