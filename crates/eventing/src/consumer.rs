@@ -38,6 +38,46 @@ pub const DEFAULT_CONCURRENCY: usize = 10;
 /// The per-consumer entry point shared by every SQS-fed Lambda.
 ///
 /// Cheap to clone: everything is behind `Arc`s (the idempotency layer included).
+///
+/// ```
+/// use contracts::AnyEvent;
+/// use eventing::{Consumer, EventHandler, HandlerError, InMemoryPublisher, OutgoingEvent};
+/// use idempotency::{Idempotency, IdempotencyConfig, InMemoryStore};
+///
+/// struct Projection;
+///
+/// #[async_trait::async_trait]
+/// impl EventHandler for Projection {
+///     async fn handle(&self, event: &AnyEvent) -> Result<Vec<OutgoingEvent>, HandlerError> {
+///         match event {
+///             AnyEvent::OrderPicked(_) => Ok(vec![]), // update a projection; cause nothing
+///             other => Err(HandlerError::unhandled(other)),
+///         }
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let idempotency = Idempotency::new(InMemoryStore::new(), IdempotencyConfig::new("orders-events"));
+/// let consumer = Consumer::new(Projection, idempotency, InMemoryPublisher::new());
+///
+/// let envelope = serde_json::json!({
+///     "source": "com.fulfillment", "detail-type": "OrderPicked",
+///     "detail": {
+///         "metadata": { "idempotency-key": "k-1", "event-id": "e-1", "schema-version": "1",
+///                       "correlation-id": "1073459984", "occurred-at": "2026-11-23T10:52:10Z" },
+///         "data": { "order-id": "1073459984", "customer-id": "456", "items": [],
+///                   "warehouse-id": "WH-EU-1", "picked-at": "2026-11-23T10:52:10Z" }
+///     }
+/// });
+/// let batch = serde_json::json!({ "Records": [
+///     { "messageId": "m-1", "body": envelope.to_string(), "eventSource": "aws:sqs" },
+///     { "messageId": "m-2", "body": "not an event", "eventSource": "aws:sqs" },
+/// ]});
+/// let answer = consumer.handle_payload(batch, None).await.unwrap();
+/// // Only the malformed record is retried.
+/// assert_eq!(answer, serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": "m-2" }] }));
+/// # });
+/// ```
 #[derive(Clone)]
 pub struct Consumer {
     handler: Arc<dyn EventHandler>,
@@ -121,7 +161,8 @@ pub struct RecordReport {
     pub outcome: RecordOutcome,
     /// The error's message, for failures.
     pub error: Option<String>,
-    /// The events it caused and published (empty unless fresh).
+    /// The events it caused that the publisher accepted (empty for replays; for a record whose
+    /// publishing partly failed, the part that went out).
     pub emitted: Vec<EmittedEvent>,
 }
 
@@ -305,8 +346,8 @@ fn parse_envelope(envelope: Value, report: &mut RecordReport) -> Result<AnyEvent
     };
     let source = text("source");
     let detail_type = text("detail-type");
-    report.source = source.as_ref().ok().cloned();
-    report.detail_type = detail_type.as_ref().ok().cloned();
+    report.source = source.as_deref().ok().map(clip);
+    report.detail_type = detail_type.as_deref().ok().map(clip);
     let (source, detail_type) = (source?, detail_type?);
     let detail = fields
         .remove("detail")
@@ -314,6 +355,12 @@ fn parse_envelope(envelope: Value, report: &mut RecordReport) -> Result<AnyEvent
             reason: "`detail` is missing".to_owned(),
         })?;
     Ok(AnyEvent::parse(&source, &detail_type, detail)?)
+}
+
+/// Envelope strings are untrusted and end up in logs: keep them short.
+fn clip(text: &str) -> String {
+    const MAX_CHARS: usize = 128;
+    text.chars().take(MAX_CHARS).collect()
 }
 
 fn parse_body(body: Body, report: &mut RecordReport) -> Result<AnyEvent, EventingError> {
@@ -530,27 +577,49 @@ impl Consumer {
         incoming: Vec<(String, Body)>,
         remaining: Option<Duration>,
     ) -> (BatchReport, Vec<Option<EventingError>>) {
-        let mut reports = Vec::with_capacity(incoming.len());
-        let mut stages = Vec::with_capacity(incoming.len());
-        let mut leaders: HashMap<String, usize> = HashMap::new();
+        let (mut reports, mut stages) = self.prepare_all(incoming, remaining);
+        self.handle_leaders(&mut stages).await;
+        let publish_calls = self.publish_and_settle(&mut stages, &mut reports).await;
+        let results = follow_leaders(stages, &reports);
+        let (batch, errors) = finish(reports, results, publish_calls);
+        *self
+            .last_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(batch.stats);
+        (batch, errors)
+    }
 
-        // 1-2. Parse, build requests, pick one leader per key.
+    /// Phase 1: parses every record and builds its request; picks one leader per key.
+    fn prepare_all(
+        &self,
+        incoming: Vec<(String, Body)>,
+        remaining: Option<Duration>,
+    ) -> (Vec<RecordReport>, Vec<Stage>) {
+        let mut reports = Vec::with_capacity(incoming.len());
+        let mut stages: Vec<Stage> = Vec::with_capacity(incoming.len());
+        let mut leaders: HashMap<String, usize> = HashMap::new();
         for (index, (message_id, body)) in incoming.into_iter().enumerate() {
             let mut report = RecordReport::new(message_id);
-            let stage = match self.prepare(body, remaining, &mut report) {
+            let stage = match prepare(body, remaining, &mut report) {
                 Err(e) => Stage::Done(Err(e)),
                 Ok(parsed) => {
-                    match leaders.entry(parsed.event.metadata().idempotency_key.to_string()) {
+                    let key = parsed.event.metadata().idempotency_key.to_string();
+                    match leaders.entry(key) {
                         Entry::Vacant(slot) => {
                             slot.insert(index);
                             Stage::Parsed(Box::new(parsed))
                         }
                         Entry::Occupied(leader) => {
                             let leader = *leader.get();
-                            let same = matches!(stages.get(leader), Some(Stage::Parsed(p)) if p.data == parsed.data);
-                            if same {
+                            let identical = matches!(
+                                stages.get(leader),
+                                Some(Stage::Parsed(first)) if first.data == parsed.data
+                            );
+                            if identical {
                                 Stage::Follower(leader)
                             } else {
+                                // Same key, other facts: the leader's outcome decides; the
+                                // idempotency layer judges it on redelivery.
                                 Stage::Done(Err(EventingError::InProgress {
                                     key_hash: report.key_hash.clone().unwrap_or_default(),
                                 }))
@@ -562,8 +631,12 @@ impl Consumer {
             reports.push(report);
             stages.push(stage);
         }
+        (reports, stages)
+    }
 
-        // 3. Claim and handle the leaders concurrently, each in its own task.
+    /// Phase 2: claims and handles the leaders concurrently (bounded), each in its own task so a
+    /// panic anywhere in it stays with its record.
+    async fn handle_leaders(&self, stages: &mut [Stage]) {
         let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
@@ -585,216 +658,257 @@ impl Consumer {
             tasks.push((index, task));
         }
         for (index, task) in tasks {
-            let result = match task.await {
-                Ok(result) => result,
-                Err(join) => Err(EventingError::Panicked {
+            let result = task.await.unwrap_or_else(|join| {
+                Err(EventingError::Panicked {
                     message: if join.is_panic() {
                         panic_message(&*join.into_panic())
                     } else {
                         "the record's task was cancelled".to_owned()
                     },
-                }),
-            };
-            stages[index] = match result {
-                Ok(Handled::Replayed) => Stage::Done(Ok(RecordOutcome::Replayed)),
-                Ok(Handled::Claimed { claim, events }) => Stage::Handled { claim, events },
-                Err(e) => Stage::Done(Err(e)),
-            };
+                })
+            });
+            if let Some(stage) = stages.get_mut(index) {
+                *stage = match result {
+                    Ok(Handled::Replayed) => Stage::Done(Ok(RecordOutcome::Replayed)),
+                    Ok(Handled::Claimed { claim, events }) => Stage::Handled { claim, events },
+                    Err(e) => Stage::Done(Err(e)),
+                };
+            }
         }
+    }
 
-        // 4. Publish every caused event in one call.
+    /// Phase 3: publishes the events of every handled record in one call, then completes the
+    /// claims of records whose events were all accepted and releases the others. Returns the
+    /// number of publish calls made (0 or 1).
+    async fn publish_and_settle(
+        &self,
+        stages: &mut [Stage],
+        reports: &mut [RecordReport],
+    ) -> usize {
         let mut all = Vec::new();
-        let mut spans = Vec::new();
+        let mut settling = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
-            if let Stage::Handled { events, .. } = stage {
+            if let Stage::Handled { claim, events } = stage {
                 let start = all.len();
                 all.append(events);
-                spans.push((index, start..all.len()));
+                settling.push((index, claim.take(), start..all.len()));
             }
         }
-        let mut publish_calls = 0;
-        let published = if all.is_empty() {
-            Ok(())
+        if settling.is_empty() {
+            return 0;
+        }
+        let failed = if all.is_empty() {
+            Vec::new()
         } else {
-            publish_calls = 1;
-            match AssertUnwindSafe(self.publisher.publish(&all))
-                .catch_unwind()
-                .await
-            {
-                Ok(result) => result,
-                Err(panic) => Err(PublishError {
-                    failed: all
-                        .iter()
-                        .enumerate()
-                        .map(|(index, e)| FailedEntry {
-                            index,
-                            idempotency_key: e.idempotency_key.clone(),
-                            error_code: "PublisherPanicked".to_owned(),
-                            message: panic_message(&*panic),
-                        })
-                        .collect(),
-                }),
-            }
-        };
-        let failed_entries = match &published {
-            Ok(()) => Vec::new(),
-            Err(e) => e.failed.clone(),
+            self.publish_all(&all).await
         };
 
-        // 5. Complete the claims of records whose events were all accepted; release the others.
-        let settle = spans.into_iter().map(|(index, span)| {
-            let claim = match &mut stages[index] {
-                Stage::Handled { claim, .. } => claim.take(),
-                _ => None,
-            };
-            let failed: Vec<FailedEntry> = failed_entries
-                .iter()
-                .filter(|f| span.contains(&f.index))
-                .map(|f| FailedEntry {
-                    index: f.index - span.start,
-                    ..f.clone()
-                })
-                .collect();
-            let emitted: Vec<EmittedEvent> = all[span]
-                .iter()
-                .map(|e| EmittedEvent {
-                    source: e.source.clone(),
-                    detail_type: e.detail_type.clone(),
-                    idempotency_key: e.idempotency_key.clone(),
-                })
-                .collect();
-            async move {
-                if !failed.is_empty() {
-                    if let Some(claim) = claim {
-                        release(claim).await;
-                    }
-                    return (
-                        index,
-                        Err(EventingError::Publish(PublishError { failed })),
-                        Vec::new(),
-                    );
-                }
-                if let Some(claim) = claim {
-                    let stored = StoredResult {
-                        emitted: emitted.iter().map(|e| e.idempotency_key.as_str()).collect(),
-                    };
-                    if let Err(e) = claim.complete(&stored).await {
-                        // The events are out; a redelivery re-emits the same derived keys,
-                        // which downstream consumers deduplicate.
-                        return (index, Err(EventingError::Idempotency(e)), emitted);
-                    }
-                }
-                (index, Ok(RecordOutcome::Fresh), emitted)
-            }
-        });
-        let settled: Vec<_> = futures::stream::iter(settle)
+        let all = &all;
+        let failed = &failed;
+        let settled: Vec<_> = futures::stream::iter(settling)
+            .map(|(index, claim, span)| async move {
+                let emitted: Vec<EmittedEvent> = all
+                    .get(span.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|e| EmittedEvent {
+                        source: e.source.clone(),
+                        detail_type: e.detail_type.clone(),
+                        idempotency_key: e.idempotency_key.clone(),
+                    })
+                    .collect();
+                let own_failures: Vec<FailedEntry> = failed
+                    .iter()
+                    .filter(|f| span.contains(&f.index))
+                    .map(|f| FailedEntry {
+                        index: f.index - span.start,
+                        ..f.clone()
+                    })
+                    .collect();
+                (index, settle(claim, emitted, own_failures).await)
+            })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let mut events_published = 0;
-        for (index, result, emitted) in settled {
-            events_published += emitted.len();
-            reports[index].emitted = emitted;
-            stages[index] = Stage::Done(result);
-        }
-
-        // 6. Copies follow their leader: done if it is, retried if it is not.
-        let mut results: Vec<Result<RecordOutcome, EventingError>> =
-            Vec::with_capacity(stages.len());
-        for (index, stage) in stages.into_iter().enumerate() {
-            let result = match stage {
-                Stage::Done(result) => result,
-                Stage::Follower(leader) => match results.get(leader) {
-                    Some(Ok(_)) => Ok(RecordOutcome::Replayed),
-                    _ => Err(EventingError::InProgress {
-                        key_hash: reports[index].key_hash.clone().unwrap_or_default(),
-                    }),
-                },
-                // Every stage was settled above; anything else would be a bug, reported as a
-                // failure (retried) rather than acknowledged.
-                Stage::Parsed(_) | Stage::Running | Stage::Handled { .. } => {
-                    Err(EventingError::MalformedRecord {
-                        reason: "the record was not settled".to_owned(),
-                    })
-                }
-            };
-            results.push(result);
-        }
-
-        // 7. Write outcomes, log one line per record, keep the counters.
-        let mut stats = BatchStats {
-            records: reports.len(),
-            events_published,
-            publish_calls,
-            ..BatchStats::default()
-        };
-        let mut errors = Vec::with_capacity(results.len());
-        for (report, result) in reports.iter_mut().zip(results) {
-            let error = match result {
-                Ok(outcome) => {
-                    report.outcome = outcome;
-                    None
-                }
-                Err(e) => {
-                    report.outcome = match e {
-                        EventingError::InProgress { .. } => RecordOutcome::InProgress,
-                        _ => RecordOutcome::Failed(e.error_type()),
-                    };
-                    report.error = Some(e.to_string());
-                    tracing::warn!(
-                        message_id = %report.message_id,
-                        detail_type = report.detail_type.as_deref().unwrap_or("-"),
-                        key_hash = report.key_hash.as_deref().unwrap_or("-"),
-                        error_type = e.error_type(),
-                        error = %e,
-                        "record failed: it will be retried, then dead-lettered"
-                    );
-                    Some(e)
-                }
-            };
-            match report.outcome {
-                RecordOutcome::Fresh => stats.fresh += 1,
-                RecordOutcome::Replayed => stats.replayed += 1,
-                RecordOutcome::InProgress => stats.in_progress += 1,
-                RecordOutcome::Failed(_) => stats.failed += 1,
+        for (index, (result, emitted)) in settled {
+            if let (Some(stage), Some(report)) = (stages.get_mut(index), reports.get_mut(index)) {
+                report.emitted = emitted;
+                *stage = Stage::Done(result);
             }
-            tracing::info!(
-                message_id = %report.message_id,
-                detail_type = report.detail_type.as_deref().unwrap_or("-"),
-                key_hash = report.key_hash.as_deref().unwrap_or("-"),
-                outcome = %report.outcome.label(),
-                emitted = report.emitted.len(),
-                "record processed"
-            );
-            errors.push(error);
         }
-        *self
-            .last_stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(stats);
-        let batch = BatchReport {
+        usize::from(!all.is_empty())
+    }
+
+    /// Publishes `all`, returning the entries that failed. A panicking publisher fails them all
+    /// rather than the batch.
+    async fn publish_all(&self, all: &[OutgoingEvent]) -> Vec<FailedEntry> {
+        match AssertUnwindSafe(self.publisher.publish(all))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(())) => Vec::new(),
+            Ok(Err(e)) => e.failed,
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                all.iter()
+                    .enumerate()
+                    .map(|(index, e)| FailedEntry {
+                        index,
+                        idempotency_key: e.idempotency_key.clone(),
+                        error_code: "PublisherPanicked".to_owned(),
+                        message: message.clone(),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Parses a record and builds its request, filling the report's identifying fields.
+fn prepare(
+    body: Body,
+    remaining: Option<Duration>,
+    report: &mut RecordReport,
+) -> Result<Parsed, EventingError> {
+    let event = parse_body(body, report)?;
+    report.idempotency_key = Some(event.metadata().idempotency_key.to_string());
+    let data = event_data(&event).map_err(EventingError::Serialization)?;
+    let request = request_for(&event, &data, remaining)?;
+    report.key_hash = request.key_hash().map(str::to_owned);
+    Ok(Parsed {
+        event,
+        request,
+        data,
+    })
+}
+
+/// Completes a handled record's claim when all its events were accepted, else releases it.
+/// Returns the outcome and the events to report as emitted.
+async fn settle(
+    claim: Option<Claim>,
+    emitted: Vec<EmittedEvent>,
+    failed: Vec<FailedEntry>,
+) -> (Result<RecordOutcome, EventingError>, Vec<EmittedEvent>) {
+    if !failed.is_empty() {
+        if let Some(claim) = claim {
+            release(claim).await;
+        }
+        // The accepted ones did go out (the redelivery re-emits them under the same keys).
+        let accepted = emitted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.iter().any(|f| f.index == *i))
+            .map(|(_, e)| e)
+            .collect();
+        return (
+            Err(EventingError::Publish(PublishError { failed })),
+            accepted,
+        );
+    }
+    if let Some(claim) = claim {
+        let stored = StoredResult {
+            emitted: emitted.iter().map(|e| e.idempotency_key.as_str()).collect(),
+        };
+        if let Err(e) = claim.complete(&stored).await {
+            // The events are out; the redelivery re-emits the same derived keys, which
+            // downstream consumers deduplicate.
+            return (Err(EventingError::Idempotency(e)), emitted);
+        }
+    }
+    (Ok(RecordOutcome::Fresh), emitted)
+}
+
+/// Phase 4: copies take their leader's outcome: replayed if it succeeded, retried if not.
+fn follow_leaders(
+    stages: Vec<Stage>,
+    reports: &[RecordReport],
+) -> Vec<Result<RecordOutcome, EventingError>> {
+    let mut results: Vec<Result<RecordOutcome, EventingError>> = Vec::with_capacity(stages.len());
+    for (index, stage) in stages.into_iter().enumerate() {
+        let key_hash = || {
+            reports
+                .get(index)
+                .and_then(|r| r.key_hash.clone())
+                .unwrap_or_default()
+        };
+        let result = match stage {
+            Stage::Done(result) => result,
+            Stage::Follower(leader) => match results.get(leader) {
+                Some(Ok(_)) => Ok(RecordOutcome::Replayed),
+                _ => Err(EventingError::InProgress {
+                    key_hash: key_hash(),
+                }),
+            },
+            // Every other stage was settled by the phases above; if one were not, retrying the
+            // record is the safe answer, never acknowledging it.
+            Stage::Parsed(_) | Stage::Running | Stage::Handled { .. } => {
+                Err(EventingError::InProgress {
+                    key_hash: key_hash(),
+                })
+            }
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// Phase 5: writes the outcomes, logs one line per record and counts.
+fn finish(
+    mut reports: Vec<RecordReport>,
+    results: Vec<Result<RecordOutcome, EventingError>>,
+    publish_calls: usize,
+) -> (BatchReport, Vec<Option<EventingError>>) {
+    let mut stats = BatchStats {
+        records: reports.len(),
+        publish_calls,
+        ..BatchStats::default()
+    };
+    let mut errors = Vec::with_capacity(results.len());
+    for (report, result) in reports.iter_mut().zip(results) {
+        let error = match result {
+            Ok(outcome) => {
+                report.outcome = outcome;
+                None
+            }
+            Err(e) => {
+                report.outcome = match e {
+                    EventingError::InProgress { .. } => RecordOutcome::InProgress,
+                    _ => RecordOutcome::Failed(e.error_type()),
+                };
+                report.error = Some(e.to_string());
+                tracing::warn!(
+                    message_id = %report.message_id,
+                    detail_type = report.detail_type.as_deref().unwrap_or("-"),
+                    key_hash = report.key_hash.as_deref().unwrap_or("-"),
+                    error_type = e.error_type(),
+                    error = %e,
+                    "record failed: it will be retried, then dead-lettered"
+                );
+                Some(e)
+            }
+        };
+        match report.outcome {
+            RecordOutcome::Fresh => stats.fresh += 1,
+            RecordOutcome::Replayed => stats.replayed += 1,
+            RecordOutcome::InProgress => stats.in_progress += 1,
+            RecordOutcome::Failed(_) => stats.failed += 1,
+        }
+        stats.events_published += report.emitted.len();
+        tracing::info!(
+            message_id = %report.message_id,
+            detail_type = report.detail_type.as_deref().unwrap_or("-"),
+            key_hash = report.key_hash.as_deref().unwrap_or("-"),
+            outcome = %report.outcome.label(),
+            emitted = report.emitted.len(),
+            "record processed"
+        );
+        errors.push(error);
+    }
+    (
+        BatchReport {
             records: reports,
             stats,
-        };
-        (batch, errors)
-    }
-
-    /// Parses a record and builds its request, filling the report's identifying fields.
-    fn prepare(
-        &self,
-        body: Body,
-        remaining: Option<Duration>,
-        report: &mut RecordReport,
-    ) -> Result<Parsed, EventingError> {
-        let event = parse_body(body, report)?;
-        report.idempotency_key = Some(event.metadata().idempotency_key.to_string());
-        let data = event_data(&event).map_err(EventingError::Serialization)?;
-        let request = request_for(&event, &data, remaining)?;
-        report.key_hash = request.key_hash().map(str::to_owned);
-        Ok(Parsed {
-            event,
-            request,
-            data,
-        })
-    }
+        },
+        errors,
+    )
 }

@@ -105,8 +105,8 @@ mod tests {
             idempotency_key: "k".into(),
             trace_header: Some("Root=1-abc".into()),
         };
-        // "Déjà" is 6 bytes, "€" is 3: characters are not bytes.
-        assert_eq!(event.entry_size(), 14 + 5 + 6 + 10);
+        // "Déjà" is 6 bytes (4 characters); the detail is 11 bytes ("€" alone is 3).
+        assert_eq!(event.entry_size(), 14 + 5 + 6 + 11);
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //!   dropped silently. [`InMemoryPublisher`] records them (unit tests, the local runner).
 //! - [`EventHandler`] is the domain port of a consumer: one typed event in, the events it causes
 //!   out, or a [`HandlerError`].
+//! - [`Consumer`] is the entry point of every SQS-fed Lambda: it parses each record (an
+//!   EventBridge envelope) into an [`contracts::AnyEvent`], handles it at most once through the
+//!   `idempotency` crate (concurrently, bounded, a panic confined to its record), publishes the
+//!   events of the whole batch in one call, and answers a partial batch response naming only
+//!   the records to retry. It also takes a bare EventBridge event (`sam local invoke`).
 //!
 //! ```
 //! use contracts::{Detail, IdempotencyKey, Metadata, OrderPicked};

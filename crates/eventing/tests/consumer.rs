@@ -536,3 +536,66 @@ async fn the_payload_shape_picks_the_entry_point() {
         .unwrap_err();
     assert_eq!(err.error_type(), "MalformedRecord");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_with_some_events_refused_reports_what_went_out_and_is_retried() {
+    /// Causes two events per record.
+    struct TwoEvents;
+    #[async_trait::async_trait]
+    impl eventing::EventHandler for TwoEvents {
+        async fn handle(
+            &self,
+            event: &AnyEvent,
+        ) -> Result<Vec<eventing::OutgoingEvent>, eventing::HandlerError> {
+            let AnyEvent::OrderCreated(created) = event else {
+                return Err(eventing::HandlerError::unhandled(event));
+            };
+            let first = picked_for(created);
+            let mut second = first.clone();
+            second.metadata.idempotency_key =
+                created.metadata.idempotency_key.derive("OrderPicked#2");
+            Ok(vec![
+                eventing::OutgoingEvent::new(&first).unwrap(),
+                eventing::OutgoingEvent::new(&second).unwrap(),
+            ])
+        }
+    }
+    let publisher = InMemoryPublisher::new();
+    let idempotency = Idempotency::new(InMemoryStore::new(), IdempotencyConfig::new("two"));
+    let consumer = Consumer::new(TwoEvents, idempotency.clone(), publisher.clone());
+    let order = created("two-events", "order-two");
+    let refused = order.metadata.idempotency_key.derive("OrderPicked#2");
+    publisher.fail_key_times(refused.to_string(), 1);
+    let records = [("two", envelope(&order).to_string())];
+
+    let report = consumer.process_sqs(batch(&records), REMAINING).await;
+    assert_eq!(report.failed_message_ids(), ["two"]);
+    let record = &report.records[0];
+    assert_eq!(record.label(), "failed:PublishFailed");
+    let went_out: Vec<&str> = record
+        .emitted
+        .iter()
+        .map(|e| e.idempotency_key.as_str())
+        .collect();
+    assert_eq!(
+        went_out,
+        [order
+            .metadata
+            .idempotency_key
+            .derive(OrderPicked::DETAIL_TYPE)
+            .as_str()]
+    );
+    assert_eq!(report.stats.events_published, 1);
+
+    // Retried: the claim was released, so both are re-emitted under the same keys.
+    let again = consumer.process_sqs(batch(&records), REMAINING).await;
+    assert_eq!(again.records[0].label(), "fresh");
+    assert_eq!(again.records[0].emitted.len(), 2);
+    let keys: Vec<String> = publisher
+        .published()
+        .into_iter()
+        .map(|e| e.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), 3, "the first event went out twice, same key");
+    assert_eq!(keys[0], keys[1]);
+}
