@@ -123,13 +123,18 @@ impl Moto {
     /// SDK configuration pointing at the stand-in with dummy credentials: the same loader and
     /// endpoint override that `AWS_ENDPOINT_URL` drives, without mutating process environment.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
-            .load()
-            .await
+        sdk_config_for(&self.endpoint).await
     }
+}
+
+/// SDK configuration for a stand-in at `endpoint`, with dummy credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .load()
+        .await
 }
 
 /// A stack provisioned on the stand-in from the template.
@@ -148,7 +153,16 @@ impl LocalStack {
     /// Creates every table, bus, queue and rule of `template` under a fresh stack name.
     pub async fn provision(config: &SdkConfig, template: &Template) -> Result<Self> {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let stack = Stack::new(format!("t{}", &suffix[..10]));
+        Self::provision_as(config, template, Stack::new(format!("t{}", &suffix[..10]))).await
+    }
+
+    /// Creates every table, bus, queue and rule of `template` for `stack` (e.g. `dev`, whose
+    /// names the functions' `cargo lambda watch` defaults use).
+    pub async fn provision_as(
+        config: &SdkConfig,
+        template: &Template,
+        stack: Stack,
+    ) -> Result<Self> {
         let ddb = aws_sdk_dynamodb::Client::new(config);
         let events = aws_sdk_eventbridge::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
