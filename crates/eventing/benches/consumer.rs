@@ -117,6 +117,28 @@ fn per_record(c: &mut Criterion) {
         );
     });
 
+    // The same on a current-thread runtime: no cross-thread wake-ups, so the difference is the
+    // cost of handing records to worker threads (what a Lambda's multi-thread runtime pays).
+    let single = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (local, local_publisher) = consumer();
+    let local_next = AtomicU64::new(0);
+    group.bench_function("batch_of_10_fresh_current_thread", |b| {
+        b.iter_batched(
+            || {
+                local_publisher.take_published();
+                sqs_batch(local_next.fetch_add(10, Ordering::Relaxed), 10)
+            },
+            |batch| {
+                let response = single.block_on(local.handle_sqs(batch, REMAINING));
+                assert!(response.batch_item_failures.is_empty());
+                black_box(response)
+            },
+            BatchSize::SmallInput,
+        );
+    });
+
     let (replay, _) = consumer();
     let same = sqs_batch(0, 10);
     rt.block_on(replay.handle_sqs(same.clone(), REMAINING));

@@ -27,7 +27,6 @@ impl<H: EventHandler + ?Sized> EventHandler for std::sync::Arc<H> {
 /// Why a handler did not handle an event. Any of them makes the record a batch-item failure
 /// (the message is retried and, after the redrive count, lands in the DLQ).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HandlerError {
     /// An event of the contract that this consumer does not take (a routing mistake).
     #[error("{detail_type} is not handled by this consumer")]
