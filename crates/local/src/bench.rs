@@ -1,0 +1,190 @@
+//! Throughput: events routed and handled per second with in-memory stores.
+//!
+//! Each run seeds `orders` orders in the orders store (not timed), then puts one `OrderCreated`
+//! per order on the bus and times until every queue is empty. Each order makes 3 events
+//! (`OrderCreated`, `OrderPicked`, `OrderShipped`) and 5 deliveries (fulfillment x2, orders x2,
+//! support x1), each through the real consumer: parse, idempotency claim and complete, the
+//! domain handler, publishing.
+
+use std::time::{Duration, Instant};
+
+use contracts::{Detail, IdempotencyKey, Metadata};
+use orders::domain::{CreateOrder, Order};
+use sam_template::Template;
+use serde::Serialize;
+
+use crate::LocalError;
+use crate::bus::Entry;
+use crate::runner::{Runner, RunnerOptions};
+
+/// One timed run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BenchRun {
+    /// Orders pushed through.
+    pub orders: usize,
+    /// Events put on the bus.
+    pub events: usize,
+    /// Deliveries handled (fresh).
+    pub deliveries: usize,
+    /// Deliveries that failed (should be 0).
+    pub failed: usize,
+    /// Wall time from the first put to empty queues.
+    pub elapsed: Duration,
+}
+
+impl BenchRun {
+    /// Deliveries (events routed to and handled by one consumer) per second.
+    pub fn deliveries_per_sec(&self) -> f64 {
+        self.deliveries as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// Events published and routed per second.
+    pub fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// Every run and their medians.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The runs, in order.
+    pub runs: Vec<BenchRun>,
+    /// Median deliveries per second.
+    pub median_deliveries_per_sec: f64,
+    /// Median events per second.
+    pub median_events_per_sec: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl BenchReport {
+    /// Collects runs.
+    pub fn new(runs: Vec<BenchRun>) -> Self {
+        Self {
+            median_deliveries_per_sec: median(
+                runs.iter().map(BenchRun::deliveries_per_sec).collect(),
+            ),
+            median_events_per_sec: median(runs.iter().map(BenchRun::events_per_sec).collect()),
+            runs,
+        }
+    }
+
+    /// The readable form.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (i, r) in self.runs.iter().enumerate() {
+            out.push_str(&format!(
+                "run {}: {} orders, {} events, {} deliveries ({} failed) in {:.3} s: {:.0} deliveries/s, {:.0} events/s\n",
+                i + 1,
+                r.orders,
+                r.events,
+                r.deliveries,
+                r.failed,
+                r.elapsed.as_secs_f64(),
+                r.deliveries_per_sec(),
+                r.events_per_sec()
+            ));
+        }
+        out.push_str(&format!(
+            "median: {:.0} events routed and handled per second ({:.0} events published and routed per second)\n",
+            self.median_deliveries_per_sec, self.median_events_per_sec
+        ));
+        out
+    }
+}
+
+fn invalid(problem: impl Into<String>) -> LocalError {
+    LocalError::InvalidOption {
+        option: "bench",
+        problem: problem.into(),
+    }
+}
+
+/// Builds the runner and the `OrderCreated` entries for `orders` seeded orders.
+pub async fn prepare(
+    template: &Template,
+    orders: usize,
+) -> Result<(Runner, Vec<Entry>), LocalError> {
+    let runner = Runner::new(template, RunnerOptions::in_memory())?;
+    let table = runner
+        .topology()
+        .functions
+        .iter()
+        .find(|f| f.binary == "orders-events")
+        .and_then(|f| f.environment.get("ORDERS_TABLE").cloned())
+        .ok_or_else(|| invalid("the template has no orders-events function with ORDERS_TABLE"))?;
+    let store = runner
+        .order_store(&table)
+        .ok_or_else(|| invalid(format!("no order store for table {table}")))?;
+    let body: CreateOrder = serde_json::from_value(serde_json::json!({
+        "customer-id": "C-bench",
+        "currency": "USD",
+        "items": [{ "sku": "SKU-RED-MUG", "quantity": 2, "unit-price": "12.50" }]
+    }))
+    .map_err(|e| invalid(e.to_string()))?;
+    let now = chrono::Utc::now();
+    let mut entries = Vec::with_capacity(orders);
+    for i in 0..orders {
+        let key = IdempotencyKey::new(format!("bench-{i}")).map_err(|e| invalid(e.to_string()))?;
+        let order =
+            Order::create(body.clone(), key.as_str(), now).map_err(|e| invalid(e.to_string()))?;
+        let order = store
+            .insert(&order)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
+        let detail = Detail::new(
+            Metadata::first(key.clone(), order.order_id.clone(), now),
+            order.created_event(),
+        );
+        entries.push(Entry {
+            source: contracts::source::ORDERS.to_owned(),
+            detail_type: contracts::detail_type::ORDER_CREATED.to_owned(),
+            detail: serde_json::to_string(&detail).map_err(|e| invalid(e.to_string()))?,
+            key: Some(key.to_string()),
+        });
+    }
+    Ok((runner, entries))
+}
+
+/// One timed run of `orders` orders.
+pub async fn run_once(template: &Template, orders: usize) -> Result<BenchRun, LocalError> {
+    let (runner, entries) = prepare(template, orders).await?;
+    let start = Instant::now();
+    runner.inject(&entries);
+    runner.settle().await?;
+    let elapsed = start.elapsed();
+    let summary = runner.summary();
+    Ok(BenchRun {
+        orders,
+        events: summary.events_published,
+        deliveries: summary.deliveries.fresh,
+        failed: summary.deliveries.failed + summary.deliveries.in_progress,
+        elapsed,
+    })
+}
+
+/// `repeat` runs of `orders` orders each.
+pub async fn run(
+    template: &Template,
+    orders: usize,
+    repeat: usize,
+) -> Result<BenchReport, LocalError> {
+    if orders == 0 || repeat == 0 {
+        return Err(LocalError::InvalidOption {
+            option: "--orders/--repeat",
+            problem: "must be at least 1".into(),
+        });
+    }
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        runs.push(run_once(template, orders).await?);
+    }
+    Ok(BenchReport::new(runs))
+}

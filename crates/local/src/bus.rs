@@ -1,0 +1,667 @@
+//! The in-process EventBridge bus and SQS queues: routing by the template's rules, batches,
+//! partial batch failures, redelivery up to `maxReceiveCount`, the dead-letter listing, and the
+//! duplicate deliveries `--duplicates` injects.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use chrono::{SecondsFormat, Utc};
+use eventing::{BatchReport, EventPublisher, FailedEntry, OutgoingEvent, PublishError};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::flow::{DeadLetter, Delivery, Denied, Flow, FlowObserver, Next, Summary, Unrouted};
+use crate::router::Router;
+use crate::topology::{PublishGrant, Topology};
+
+/// Which deliveries and requests get delivered twice: a share (`rate`, 0 to 1) chosen by a
+/// seeded hash of what is delivered, so a run is reproducible whatever the scheduling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Duplicates {
+    rate: f64,
+    seed: u64,
+}
+
+impl Duplicates {
+    /// No duplicates.
+    pub const NONE: Self = Self { rate: 0.0, seed: 0 };
+
+    /// Duplicates `rate` of deliveries (clamped to 0..=1; not a number means none).
+    pub fn new(rate: f64, seed: u64) -> Self {
+        let rate = if rate.is_nan() {
+            0.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
+        Self { rate, seed }
+    }
+
+    /// The share duplicated.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Whether the delivery identified by `parts` gets a duplicate.
+    pub fn pick(&self, parts: &[&str]) -> bool {
+        if self.rate <= 0.0 {
+            return false;
+        }
+        // FNV-1a over the parts, then splitmix64 with the seed: cheap, stable, well spread.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in parts {
+            for byte in part.bytes().chain(std::iter::once(0x1f)) {
+                h ^= u64::from(byte);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        let mut z = h ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // The top 53 bits as a uniform number in [0, 1): exact in an f64.
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        unit < self.rate
+    }
+}
+
+/// An entry for the bus, as `PutEvents` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `source`.
+    pub source: String,
+    /// `detail-type`.
+    pub detail_type: String,
+    /// `detail`, as JSON text.
+    pub detail: String,
+    /// `metadata.idempotency-key` of the detail, for the flow.
+    pub key: Option<String>,
+}
+
+impl Entry {
+    /// An entry from an envelope's parts; the key is read from `detail.metadata`.
+    pub fn from_parts(source: &str, detail_type: &str, detail: &Value) -> Self {
+        Self {
+            source: source.to_owned(),
+            detail_type: detail_type.to_owned(),
+            detail: detail.to_string(),
+            key: detail
+                .pointer("/metadata/idempotency-key")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
+impl From<&OutgoingEvent> for Entry {
+    fn from(event: &OutgoingEvent) -> Self {
+        Self {
+            source: event.source.clone(),
+            detail_type: event.detail_type.clone(),
+            detail: event.detail.clone(),
+            key: Some(event.idempotency_key.clone()),
+        }
+    }
+}
+
+/// What the flow shows of a message's event.
+#[derive(Debug)]
+struct EventInfo {
+    source: String,
+    detail_type: String,
+    key: Option<String>,
+    rule: String,
+}
+
+/// A message in a queue.
+#[derive(Debug, Clone)]
+pub struct Message {
+    id: String,
+    body: String,
+    receive_count: u32,
+    duplicate: bool,
+    info: Arc<EventInfo>,
+}
+
+/// Messages received together by one invocation of a queue's consumer.
+#[derive(Debug)]
+pub struct Batch {
+    /// Index of the queue in [`Topology::queues`].
+    pub queue: usize,
+    messages: Vec<Message>,
+}
+
+impl Batch {
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether the batch has no record.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// Static facts of a queue the bus needs.
+#[derive(Debug)]
+struct QueueMeta {
+    logical_id: String,
+    arn: String,
+    dlq: Option<String>,
+    max_receive_count: u32,
+    batch_size: usize,
+    max_concurrency: usize,
+    target: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Lanes {
+    /// Messages in arrival order; failed ones go back to the end.
+    normal: VecDeque<Message>,
+    /// Injected duplicates: received by a separate, concurrent invocation, as when SQS hands a
+    /// message to a second poller.
+    duplicates: VecDeque<Message>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lanes: Vec<Lanes>,
+    summary: Summary,
+}
+
+/// The bus and its queues. Shared (behind `Arc`) by every function's publisher and the runner.
+pub struct Bus {
+    router: Router,
+    rules: Vec<(String, Vec<usize>)>,
+    queues: Vec<QueueMeta>,
+    region: String,
+    account: String,
+    duplicates: Duplicates,
+    observer: Option<Arc<dyn FlowObserver>>,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("router", &self.router)
+            .field("queues", &self.queues)
+            .field("duplicates", &self.duplicates)
+            .finish_non_exhaustive()
+    }
+}
+
+fn json_string(s: &str) -> String {
+    // Serializing a string cannot fail; an empty string literal is a safe fallback regardless.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+impl Bus {
+    /// A bus routing by `router` into the queues of `topology`.
+    pub fn new(
+        topology: &Topology,
+        router: Router,
+        duplicates: Duplicates,
+        observer: Option<Arc<dyn FlowObserver>>,
+    ) -> Self {
+        let queues: Vec<QueueMeta> = topology
+            .queues
+            .iter()
+            .map(|q| QueueMeta {
+                logical_id: q.logical_id.clone(),
+                arn: q.arn.clone(),
+                dlq: q.dead_letter_queue.clone(),
+                max_receive_count: q.max_receive_count,
+                batch_size: q.batch_size.max(1),
+                max_concurrency: q.max_concurrency.max(1),
+                target: q
+                    .consumer
+                    .and_then(|f| topology.functions.get(f))
+                    .map(|f| f.binary.clone()),
+            })
+            .collect();
+        let state = State {
+            lanes: queues.iter().map(|_| Lanes::default()).collect(),
+            summary: Summary::default(),
+        };
+        Self {
+            router,
+            rules: topology
+                .rules
+                .iter()
+                .map(|r| {
+                    (
+                        r.logical_id.clone(),
+                        r.targets.iter().map(|(_, q)| *q).collect(),
+                    )
+                })
+                .collect(),
+            queues,
+            region: topology.stack.region.clone(),
+            account: topology.stack.account_id.clone(),
+            duplicates,
+            observer,
+            state: Mutex::new(state),
+            notify: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update under the lock is a push, a pop or a counter bump, so a panic elsewhere
+        // cannot leave the state half-written: a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn observe(&self, flow: Flow) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&flow);
+        }
+    }
+
+    /// Whether lines are being observed (building them is skipped otherwise).
+    fn observed(&self) -> bool {
+        self.observer.is_some()
+    }
+
+    /// The EventBridge envelope a rule target receives, as SQS carries it in a message body.
+    fn envelope(&self, entry: &Entry, time: &str) -> String {
+        format!(
+            "{{\"version\":\"0\",\"id\":\"{}\",\"detail-type\":{},\"source\":{},\"account\":\"{}\",\"time\":\"{time}\",\"region\":\"{}\",\"resources\":[],\"detail\":{}}}",
+            uuid::Uuid::new_v4(),
+            json_string(&entry.detail_type),
+            json_string(&entry.source),
+            self.account,
+            self.region,
+            entry.detail,
+        )
+    }
+
+    /// Puts entries on `bus` (a physical bus name): each is matched against the bus's rules and
+    /// a message is sent to every target queue (plus a duplicate, when picked). `publisher`
+    /// names the function that published, for the flow.
+    pub fn put(&self, bus: &str, entries: &[Entry], publisher: Option<&str>) {
+        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut routed = Vec::new();
+        let mut unrouted = Vec::new();
+        for entry in entries {
+            let body = self.envelope(entry, &time);
+            let rules = self.router.matching(bus, body.as_bytes());
+            if rules.is_empty() {
+                unrouted.push(entry);
+                continue;
+            }
+            for rule in rules {
+                let Some((rule_id, queues)) = self.rules.get(rule) else {
+                    continue;
+                };
+                let info = Arc::new(EventInfo {
+                    source: entry.source.clone(),
+                    detail_type: entry.detail_type.clone(),
+                    key: entry.key.clone(),
+                    rule: rule_id.clone(),
+                });
+                for &queue in queues {
+                    let message = Message {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        body: body.clone(),
+                        receive_count: 0,
+                        duplicate: false,
+                        info: Arc::clone(&info),
+                    };
+                    let identity = entry.key.as_deref().unwrap_or(&message.id);
+                    let copy = self
+                        .queues
+                        .get(queue)
+                        .is_some_and(|q| self.duplicates.pick(&[&q.logical_id, rule_id, identity]))
+                        .then(|| Message {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            duplicate: true,
+                            ..message.clone()
+                        });
+                    routed.push((queue, message, copy));
+                }
+            }
+        }
+        {
+            let mut state = self.state();
+            state.summary.events_published += entries.len();
+            state.summary.events_unrouted += unrouted.len();
+            for (queue, message, copy) in routed {
+                let Some(lanes) = state.lanes.get_mut(queue) else {
+                    continue;
+                };
+                lanes.normal.push_back(message);
+                if let Some(copy) = copy {
+                    lanes.duplicates.push_back(copy);
+                    state.summary.duplicates_injected += 1;
+                }
+            }
+        }
+        if self.observed() {
+            for entry in unrouted {
+                self.observe(Flow::Unrouted(Unrouted {
+                    time: Utc::now(),
+                    source: entry.source.clone(),
+                    detail_type: entry.detail_type.clone(),
+                    key: entry.key.clone(),
+                    publisher: publisher.map(str::to_owned),
+                }));
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Records an entry refused by its publisher's IAM policy.
+    fn deny(&self, event: &OutgoingEvent, publisher: &str) {
+        self.state().summary.events_denied += 1;
+        self.observe(Flow::Denied(Denied {
+            time: Utc::now(),
+            source: event.source.clone(),
+            detail_type: event.detail_type.clone(),
+            publisher: publisher.to_owned(),
+        }));
+    }
+
+    /// Counts an injected duplicate HTTP request.
+    pub(crate) fn count_duplicate(&self) {
+        self.state().summary.duplicates_injected += 1;
+    }
+
+    /// Counts an HTTP request and its outcome label.
+    pub(crate) fn count_request(&self, label: &str) {
+        let mut state = self.state();
+        state.summary.requests_served += 1;
+        state.summary.requests.count(label);
+    }
+
+    /// Emits a line through the observer.
+    pub(crate) fn emit(&self, flow: Flow) {
+        self.observe(flow);
+    }
+
+    /// Whether an observer wants lines.
+    pub(crate) fn has_observer(&self) -> bool {
+        self.observed()
+    }
+
+    /// Waits until something is put on the bus (a permit is kept if nobody is waiting, so no
+    /// wake-up is lost).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Receives the next round of batches: for every consumed queue, up to its
+    /// `MaximumConcurrency` batches of up to `BatchSize` records, plus as many batches of
+    /// injected duplicates. Each received message's receive count goes up by one.
+    pub fn receive_round(&self) -> Vec<Batch> {
+        let mut state = self.state();
+        let mut batches = Vec::new();
+        for (index, queue) in self.queues.iter().enumerate() {
+            if queue.target.is_none() {
+                continue;
+            }
+            let Some(lanes) = state.lanes.get_mut(index) else {
+                continue;
+            };
+            for lane in [&mut lanes.normal, &mut lanes.duplicates] {
+                for _ in 0..queue.max_concurrency {
+                    if lane.is_empty() {
+                        break;
+                    }
+                    let take = lane.len().min(queue.batch_size);
+                    let messages: Vec<Message> = lane
+                        .drain(..take)
+                        .map(|mut m| {
+                            m.receive_count += 1;
+                            m
+                        })
+                        .collect();
+                    batches.push(Batch {
+                        queue: index,
+                        messages,
+                    });
+                }
+            }
+        }
+        batches
+    }
+
+    /// The batch as the consumer's Lambda event.
+    pub fn sqs_event(&self, batch: &Batch) -> SqsEvent {
+        let (arn, region) = match self.queues.get(batch.queue) {
+            Some(q) => (q.arn.clone(), self.region.clone()),
+            None => (String::new(), self.region.clone()),
+        };
+        let mut event = SqsEvent::default();
+        event.records = batch
+            .messages
+            .iter()
+            .map(|m| {
+                let mut record = SqsMessage::default();
+                record.message_id = Some(m.id.clone());
+                record.receipt_handle = Some(format!("local-{}-{}", m.id, m.receive_count));
+                record.body = Some(m.body.clone());
+                record.attributes.insert(
+                    "ApproximateReceiveCount".to_owned(),
+                    m.receive_count.to_string(),
+                );
+                record.event_source = Some("aws:sqs".to_owned());
+                record.event_source_arn = Some(arn.clone());
+                record.aws_region = Some(region.clone());
+                record
+            })
+            .collect();
+        event
+    }
+
+    /// Applies a consumer's report to its batch: acknowledged records are deleted, failed ones
+    /// go back to the queue, or to the dead-letter listing on their last allowed receive. A
+    /// record missing from the report counts as failed (retried, never lost).
+    pub fn complete(&self, batch: Batch, report: &BatchReport) {
+        let Some(queue) = self.queues.get(batch.queue) else {
+            return;
+        };
+        let target = queue.target.clone().unwrap_or_default();
+        let mut lines = Vec::new();
+        {
+            let mut state = self.state();
+            for (position, message) in batch.messages.into_iter().enumerate() {
+                let record = report
+                    .records
+                    .get(position)
+                    .filter(|r| r.message_id == message.id)
+                    .or_else(|| report.records.iter().find(|r| r.message_id == message.id));
+                let (label, failed, error, emitted) = match record {
+                    Some(r) => (
+                        r.label(),
+                        r.is_failure(),
+                        r.error.clone(),
+                        r.emitted.iter().map(|e| e.detail_type.clone()).collect(),
+                    ),
+                    None => (
+                        "failed:NoReport".to_owned(),
+                        true,
+                        Some("the consumer returned no report for this record".to_owned()),
+                        Vec::new(),
+                    ),
+                };
+                let next = if !failed {
+                    Next::Done
+                } else if message.receive_count >= queue.max_receive_count {
+                    Next::DeadLettered {
+                        dlq: queue.dlq.clone(),
+                    }
+                } else {
+                    Next::Retry
+                };
+                let stats = state.summary.targets.entry(target.clone()).or_default();
+                stats.delivered += 1;
+                stats.outcomes.count(&label);
+                if matches!(next, Next::DeadLettered { .. }) {
+                    stats.dead_lettered += 1;
+                }
+                state.summary.deliveries.count(&label);
+                if self.observed() {
+                    lines.push(Flow::Delivery(Delivery {
+                        time: Utc::now(),
+                        source: message.info.source.clone(),
+                        detail_type: message.info.detail_type.clone(),
+                        key: message.info.key.clone(),
+                        rule: message.info.rule.clone(),
+                        queue: queue.logical_id.clone(),
+                        target: target.clone(),
+                        message_id: message.id.clone(),
+                        receive_count: message.receive_count,
+                        duplicate: message.duplicate,
+                        outcome: label.clone(),
+                        next: next.clone(),
+                        emitted,
+                        error: error.clone(),
+                    }));
+                }
+                match next {
+                    Next::Done => {}
+                    Next::Retry => {
+                        if let Some(lanes) = state.lanes.get_mut(batch.queue) {
+                            lanes.normal.push_back(message);
+                        }
+                    }
+                    Next::DeadLettered { dlq } => state.summary.dead_letters.push(DeadLetter {
+                        queue: queue.logical_id.clone(),
+                        dlq,
+                        message_id: message.id,
+                        source: message.info.source.clone(),
+                        detail_type: message.info.detail_type.clone(),
+                        key: message.info.key.clone(),
+                        receive_count: message.receive_count,
+                        last_error: error.unwrap_or(label),
+                        body: message.body,
+                    }),
+                }
+            }
+        }
+        for line in lines {
+            self.observe(line);
+        }
+    }
+
+    /// Counters, the dead-letter listing and what still waits.
+    pub fn summary(&self) -> Summary {
+        let state = self.state();
+        let mut summary = state.summary.clone();
+        summary.waiting = state
+            .lanes
+            .iter()
+            .map(|l| l.normal.len() + l.duplicates.len())
+            .sum();
+        summary
+    }
+}
+
+/// A function's publisher: what it publishes goes on the bus, as `PutEvents` would send it,
+/// subject to the function's IAM `events:source` grant and the entry size limit.
+#[derive(Debug, Clone)]
+pub struct BusPublisher {
+    bus: Arc<Bus>,
+    bus_name: String,
+    function: String,
+    grant: PublishGrant,
+}
+
+impl BusPublisher {
+    /// A publisher for `function` (its binary) onto `bus_name`.
+    pub fn new(
+        bus: Arc<Bus>,
+        bus_name: impl Into<String>,
+        function: impl Into<String>,
+        grant: PublishGrant,
+    ) -> Self {
+        Self {
+            bus,
+            bus_name: bus_name.into(),
+            function: function.into(),
+            grant,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventPublisher for BusPublisher {
+    async fn publish(&self, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+        let mut failed = Vec::new();
+        let mut entries = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if let Err(e) = event.check_size() {
+                failed.push(FailedEntry {
+                    index,
+                    idempotency_key: event.idempotency_key.clone(),
+                    error_code: FailedEntry::ENTRY_TOO_LARGE.to_owned(),
+                    message: e.to_string(),
+                });
+            } else if !self.grant.allows(&event.source) {
+                self.bus.deny(event, &self.function);
+                failed.push(FailedEntry {
+                    index,
+                    idempotency_key: event.idempotency_key.clone(),
+                    error_code: "AccessDeniedException".to_owned(),
+                    message: format!(
+                        "{} is not authorized to perform events:PutEvents with events:source {}",
+                        self.function, event.source
+                    ),
+                });
+            } else {
+                entries.push(Entry::from(event));
+            }
+        }
+        if !entries.is_empty() {
+            self.bus.put(&self.bus_name, &entries, Some(&self.function));
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError { failed })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_pick_about_their_rate_and_the_same_items_every_time() {
+        let d = Duplicates::new(0.5, 7);
+        let keys: Vec<String> = (0..4000).map(|i| format!("key-{i}")).collect();
+        let picked: Vec<bool> = keys.iter().map(|k| d.pick(&["q", k])).collect();
+        let share = picked.iter().filter(|p| **p).count() as f64 / keys.len() as f64;
+        assert!((0.45..0.55).contains(&share), "{share}");
+        let again: Vec<bool> = keys.iter().map(|k| d.pick(&["q", k])).collect();
+        assert_eq!(picked, again);
+        let other_seed: Vec<bool> = keys
+            .iter()
+            .map(|k| Duplicates::new(0.5, 8).pick(&["q", k]))
+            .collect();
+        assert_ne!(picked, other_seed);
+    }
+
+    #[test]
+    fn rate_bounds_mean_never_and_always() {
+        assert!(!Duplicates::new(0.0, 1).pick(&["x"]));
+        assert!(Duplicates::new(1.0, 1).pick(&["x"]));
+        assert!(!Duplicates::new(f64::NAN, 1).pick(&["x"]));
+        assert_eq!(Duplicates::new(3.0, 1).rate(), 1.0);
+    }
+
+    #[test]
+    fn an_entry_reads_its_key_from_the_metadata() {
+        let detail = serde_json::json!({"metadata": {"idempotency-key": "k-1"}, "data": {}});
+        let entry = Entry::from_parts("com.orders", "OrderCreated", &detail);
+        assert_eq!(entry.key.as_deref(), Some("k-1"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&entry.detail).unwrap(),
+            detail
+        );
+    }
+}

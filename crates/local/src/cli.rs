@@ -1,0 +1,524 @@
+//! The command line: `serve` (the default), `demo`, `replay`, `bench`.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sam_template::Template;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::bus::Duplicates;
+use crate::fixtures::{self, Injection};
+use crate::flow::{FlowObserver, Printer, Summary};
+use crate::hosting::Stores;
+use crate::runner::{Runner, RunnerOptions};
+use crate::{LocalError, bench, demo};
+
+const ABOUT: &str = "Runs every function of template.yaml in one process, routed by the template's own \
+EventBridge rules: no AWS account, no Docker.";
+
+const LONG_ABOUT: &str =
+    "Runs every function of template.yaml in one process, routed by the template's own \
+EventBridge rules: no AWS account, no Docker.
+
+The runner reads the bus, every rule's event pattern and target queue, every queue's redrive \
+policy and every function's environment, events and routes from the template. It matches events \
+with a real EventBridge pattern engine, delivers them to the consuming functions as SQS batches \
+(partial batch failures are redelivered up to the queue's maxReceiveCount, then listed as \
+dead-lettered), and serves the HTTP API routes on loopback. The handlers are the Lambda \
+binaries' own, with in-memory stores by default.
+
+Each event delivered prints one line: time, source, detail-type, idempotency key, rule, target \
+function and outcome (fresh, replayed, in_progress, failed:<type>). A summary, with the \
+dead-letter listing, is printed on exit (Ctrl-C in serve mode).";
+
+const AFTER_HELP: &str = "Examples:
+  cargo run -p local                                  serve on http://127.0.0.1:3000
+  curl -X POST localhost:3000/orders -H 'Idempotency-Key: k-1' \\
+       -d '{\"customer-id\":\"C-1\",\"currency\":\"EUR\",\"items\":[{\"sku\":\"MUG\",\"quantity\":1,\"unit-price\":\"9.90\"}]}'
+  cargo run -p local -- demo --duplicates 0.5         the lifecycle, half of everything delivered twice
+  cargo run -p local -- replay events/eventbridge/order-created.json
+  cargo run -p local -- --json replay events/sqs/*.json
+  cargo run --release -p local -- bench               events routed and handled per second
+
+Exit status: 0 done, 1 error (bad template, fixture or option), 2 demo final state differs, \
+130 interrupted.";
+
+/// The local runner's command line.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "local", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The SAM template to take buses, rules, queues and functions from.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "template.yaml"
+    )]
+    pub template: PathBuf,
+
+    /// Print the flow, responses and the summary as JSON lines (one object per line, with a
+    /// "type" field) instead of readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Keep state in DynamoDB instead of in memory: the tables named by the functions'
+    /// environment (see --stack-name), reached through the AWS SDK's standard configuration,
+    /// so AWS_ENDPOINT_URL points it at a stand-in (scripts/standin) and its absence at real
+    /// AWS with your credentials. Events are still routed in process.
+    #[arg(long, global = true)]
+    pub dynamodb: bool,
+
+    /// Stack name the template's names resolve with: tables are <stack>-OrdersTable, ..., the
+    /// bus <stack>-commerce.
+    #[arg(long, global = true, value_name = "NAME", default_value = "dev")]
+    pub stack_name: String,
+
+    /// Share (0 to 1) of event deliveries and of non-GET requests that are delivered twice:
+    /// a second copy of the SQS message (received by a concurrent invocation) or a concurrent
+    /// retry of the request. Idempotency must make them harmless.
+    #[arg(long, global = true, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub duplicates: f64,
+
+    /// Seed choosing which deliveries and requests --duplicates picks (same seed, same picks).
+    #[arg(long, global = true, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Send each duplicated request at the same time as the original (a client retrying too
+    /// early) instead of right after its answer (a client retrying after a lost response).
+    #[arg(long, global = true)]
+    pub concurrent_retries: bool,
+
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The runner's modes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API routes on 127.0.0.1 and route every event until Ctrl-C (the default).
+    Serve {
+        /// Loopback port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+    /// Play a full order lifecycle and a return, and check that the final state equals that of
+    /// the same run without duplicates (use with --duplicates RATE and --seed N).
+    Demo,
+    /// Inject fixture files, in order, and route what they cause: EventBridge events and SQS
+    /// batches (events/eventbridge, events/sqs) go on the bus, API Gateway requests
+    /// (events/http) go to their function. Every file is validated first.
+    Replay {
+        /// Fixture files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Measure events routed and handled per second with in-memory stores (build with
+    /// --release for representative figures).
+    Bench {
+        /// Orders per run (each makes 3 events and 5 deliveries).
+        #[arg(long, default_value_t = 20_000)]
+        orders: usize,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number; give a share from 0 to 1, e.g. 0.5"))?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{rate} is outside 0..=1; give a share from 0 to 1, e.g. 0.5"
+        ))
+    }
+}
+
+/// How a command ended (the binary turns it into an exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Done.
+    Done,
+    /// Stopped by Ctrl-C (after printing the summary).
+    Interrupted,
+    /// The demo's final state differs from the run without duplicates.
+    DemoDiffers,
+}
+
+/// Prints text or JSON lines to standard output; a closed output is ignored, never a panic.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn text(&self, text: &str) {
+        if !self.json {
+            let _ = write!(
+                std::io::stdout().lock(),
+                "{text}{}",
+                if text.ends_with('\n') { "" } else { "\n" }
+            );
+        }
+    }
+
+    fn json(&self, kind: &str, value: impl serde::Serialize) {
+        if self.json {
+            let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+            let value = match value.as_object_mut() {
+                Some(object) => {
+                    object.insert("type".to_owned(), Value::from(kind));
+                    value
+                }
+                None => serde_json::json!({ "type": kind, "value": value }),
+            };
+            let _ = writeln!(std::io::stdout().lock(), "{value}");
+        }
+    }
+
+    fn banner(&self, runner: &Runner) {
+        self.text(&runner.banner());
+        let topology = runner.topology();
+        self.json(
+            "banner",
+            serde_json::json!({
+                "template": topology.path,
+                "rules": topology.rules.len(),
+                "functions": topology.functions.len(),
+                "stack": topology.stack.name,
+                "text": runner.banner(),
+            }),
+        );
+    }
+
+    fn summary(&self, summary: &Summary) {
+        self.text(&summary.text());
+        self.json("summary", summary);
+    }
+}
+
+/// Resolves when Ctrl-C is pressed; never, if the signal cannot be watched.
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Serves the runner's HTTP routes on `listener` and delivers every event published, until
+/// `shutdown` completes; then stops accepting, finishes open requests, delivers what is left
+/// and returns.
+pub async fn serve(
+    runner: Arc<Runner>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), LocalError> {
+    let drainer = {
+        let runner = Arc::clone(&runner);
+        tokio::spawn(async move {
+            loop {
+                runner.bus().notified().await;
+                if let Err(e) = runner.settle().await {
+                    // A routing loop: say so, and keep serving (AWS would keep looping too).
+                    let _ = writeln!(std::io::stderr().lock(), "error [{}]: {e}", e.error_type());
+                }
+            }
+        })
+    };
+    crate::http::serve(Arc::clone(&runner), listener, shutdown).await;
+    drainer.abort();
+    let _ = drainer.await;
+    runner.settle().await
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
+    let out = Out { json: cli.json };
+    let template = Template::load(&cli.template)?;
+    let command = cli.command.clone().unwrap_or(Command::Serve { port: 3000 });
+    if let Command::Bench { orders, repeat } = command {
+        return run_bench(out, &cli, &template, orders, repeat).await;
+    }
+    let stores = if cli.dynamodb {
+        Stores::DynamoDb(Box::new(platform::init::aws_config().await))
+    } else {
+        Stores::InMemory
+    };
+    let printer: Arc<dyn FlowObserver> = Arc::new(Printer::new(cli.json));
+    let options = RunnerOptions {
+        stack_name: cli.stack_name.clone(),
+        stores,
+        duplicates: Some(Duplicates::new(cli.duplicates, cli.seed)),
+        observer: Some(printer),
+        concurrent_retries: cli.concurrent_retries,
+    };
+    match command {
+        Command::Serve { port } => run_serve(out, &template, options, port).await,
+        Command::Demo => run_demo(out, &cli, &template, options).await,
+        Command::Replay { files } => run_replay(out, &template, options, &files).await,
+        Command::Bench { .. } => Ok(Completion::Done),
+    }
+}
+
+async fn run_serve(
+    out: Out,
+    template: &Template,
+    options: RunnerOptions,
+    port: u16,
+) -> Result<Completion, LocalError> {
+    let runner = Arc::new(Runner::new(template, options)?);
+    let address = format!("127.0.0.1:{port}");
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|source| LocalError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    let url = listener
+        .local_addr()
+        .map_or_else(|_| format!("http://{address}"), |a| format!("http://{a}"));
+    out.banner(&runner);
+    let routes: Vec<String> = runner
+        .topology()
+        .routes
+        .iter()
+        .map(|r| {
+            let target = runner
+                .topology()
+                .functions
+                .get(r.function)
+                .map_or("?", |f| f.binary.as_str());
+            format!("{} {} -> {target}", r.method, r.path)
+        })
+        .collect();
+    out.text(&format!(
+        "Serving the HTTP API on {url} (Ctrl-C to stop):\n  {}",
+        routes.join("\n  ")
+    ));
+    out.json(
+        "listening",
+        serde_json::json!({ "url": url, "routes": routes }),
+    );
+    serve(Arc::clone(&runner), listener, ctrl_c()).await?;
+    out.summary(&runner.summary());
+    Ok(Completion::Interrupted)
+}
+
+async fn run_demo(
+    out: Out,
+    cli: &Cli,
+    template: &Template,
+    options: RunnerOptions,
+) -> Result<Completion, LocalError> {
+    // DynamoDB tables outlive a run: fresh keys keep this run's order and return its own.
+    let nonce = if cli.dynamodb {
+        format!(
+            "s{}-{}",
+            cli.seed,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    } else {
+        format!("s{}", cli.seed)
+    };
+    let runner = Runner::new(template, options)?;
+    out.banner(&runner);
+    out.text(&format!(
+        "Demo: an order through fulfillment to Shipped, then a return to Returned; duplicates {} (seed {})",
+        cli.duplicates, cli.seed
+    ));
+    let report = tokio::select! {
+        report = demo::run(template, &runner, cli.duplicates, cli.seed, &nonce) => report,
+        () = ctrl_c() => {
+            out.summary(&runner.summary());
+            return Ok(Completion::Interrupted);
+        }
+    };
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            out.summary(&runner.summary());
+            return Err(e);
+        }
+    };
+    out.summary(&report.run.summary);
+    out.text(&report.text());
+    out.json("demo", &report);
+    Ok(if report.same_final_state {
+        Completion::Done
+    } else {
+        Completion::DemoDiffers
+    })
+}
+
+async fn run_replay(
+    out: Out,
+    template: &Template,
+    options: RunnerOptions,
+    files: &[PathBuf],
+) -> Result<Completion, LocalError> {
+    // Validate every file before injecting anything: a bad fixture changes nothing.
+    let loaded = files
+        .iter()
+        .map(|f| Ok((f.display().to_string(), fixtures::load(f)?)))
+        .collect::<Result<Vec<_>, LocalError>>()?;
+    let runner = Runner::new(template, options)?;
+    out.banner(&runner);
+    let play = async {
+        for (file, injections) in &loaded {
+            let mut events = Vec::new();
+            for injection in injections {
+                match injection {
+                    Injection::Event(entry) => events.push(entry.clone()),
+                    Injection::Request(request) => {
+                        runner.inject(&std::mem::take(&mut events));
+                        let response = runner.request(request).await;
+                        out.text(&format!("  {} {}", response.status, response.body));
+                        out.json(
+                            "response",
+                            serde_json::json!({
+                                "file": file,
+                                "status": response.status,
+                                "body": serde_json::from_str::<Value>(&response.body).unwrap_or(Value::Null),
+                            }),
+                        );
+                    }
+                }
+            }
+            if !events.is_empty() {
+                runner.inject(&events);
+            }
+            runner.settle().await?;
+        }
+        Ok::<(), LocalError>(())
+    };
+    let interrupted = tokio::select! {
+        result = play => { result?; false }
+        () = ctrl_c() => true,
+    };
+    out.summary(&runner.summary());
+    Ok(if interrupted {
+        Completion::Interrupted
+    } else {
+        Completion::Done
+    })
+}
+
+async fn run_bench(
+    out: Out,
+    cli: &Cli,
+    template: &Template,
+    orders: usize,
+    repeat: usize,
+) -> Result<Completion, LocalError> {
+    if cli.dynamodb {
+        return Err(LocalError::InvalidOption {
+            option: "--dynamodb",
+            problem: "bench measures the in-memory stores; drop --dynamodb".into(),
+        });
+    }
+    if cfg!(debug_assertions) {
+        out.text("note: this is a debug build; use `cargo run --release -p local -- bench` for representative figures");
+    }
+    out.text(&format!(
+        "Benchmark: {repeat} run(s) of {orders} orders through {} (in-memory stores)",
+        template.path()
+    ));
+    let report = tokio::select! {
+        report = bench::run(template, orders, repeat) => report?,
+        () = ctrl_c() => return Ok(Completion::Interrupted),
+    };
+    out.text(&report.text());
+    out.json("bench", &report);
+    Ok(Completion::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn duplicates_must_be_a_share_from_zero_to_one() {
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert!(parse_rate("1.5").unwrap_err().contains("outside 0..=1"));
+        assert!(parse_rate("half").unwrap_err().contains("not a number"));
+        let err = Cli::try_parse_from(["local", "demo", "--duplicates", "2"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--duplicates"), "{err}");
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "local",
+            "demo",
+            "--duplicates",
+            "0.5",
+            "--seed",
+            "9",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo)));
+        assert_eq!((cli.duplicates, cli.seed, cli.json), (0.5, 9, true));
+        let cli = Cli::try_parse_from([
+            "local",
+            "--template",
+            "t.yaml",
+            "replay",
+            "a.json",
+            "b.json",
+        ])
+        .unwrap();
+        assert_eq!(cli.template, PathBuf::from("t.yaml"));
+        assert!(matches!(cli.command, Some(Command::Replay { files }) if files.len() == 2));
+        assert!(Cli::try_parse_from(["local"]).unwrap().command.is_none());
+    }
+
+    #[test]
+    fn help_describes_every_option_and_command() {
+        let mut command = Cli::command();
+        let help = command.render_long_help().to_string();
+        for flag in [
+            "--template",
+            "--json",
+            "--dynamodb",
+            "--stack-name",
+            "--duplicates",
+            "--seed",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+        for sub in ["serve", "demo", "replay", "bench"] {
+            assert!(help.contains(sub), "{sub} missing from --help");
+        }
+        for sub in command.get_subcommands() {
+            assert!(
+                sub.get_about().is_some(),
+                "{} has no description",
+                sub.get_name()
+            );
+        }
+        for arg in command.get_arguments() {
+            assert!(
+                arg.get_help().is_some(),
+                "--{} has no description",
+                arg.get_id()
+            );
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The crate's one error type.
+
+use sam_template::TemplateError;
+
+/// Everything the local runner can refuse or fail at. Every message names the file and the
+/// field at fault when there is one; [`LocalError::error_type`] is a stable machine string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// The template could not be read, parsed or interpreted (the message names file and field).
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+
+    /// A rule's event pattern is not one the EventBridge pattern engine accepts.
+    #[error("template {path}: {rule}.Properties.EventPattern: not a valid event pattern: {source}")]
+    Pattern {
+        /// The template's path.
+        path: String,
+        /// The rule's logical id.
+        rule: String,
+        /// The pattern engine's error.
+        #[source]
+        source: quamina::QuaminaError,
+    },
+
+    /// The template asks for something the runner cannot host (a target that is not a queue, a
+    /// binary it does not know, two functions on one queue...).
+    #[error("template {path}: {at}: {problem}")]
+    Unsupported {
+        /// The template's path.
+        path: String,
+        /// Where: logical id and field.
+        at: String,
+        /// What the runner cannot do.
+        problem: String,
+    },
+
+    /// A function's environment, as the template resolves it, does not configure the function.
+    #[error("template {path}: {function}.Properties.Environment.Variables: {source}")]
+    FunctionConfig {
+        /// The template's path.
+        path: String,
+        /// The function's logical id.
+        function: String,
+        /// What the function's own configuration loader said.
+        #[source]
+        source: platform::config::ConfigError,
+    },
+
+    /// A fixture file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    FixtureUnreadable {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A fixture file is not JSON (the message carries line and column).
+    #[error("{path}: malformed JSON: {source}")]
+    MalformedFixture {
+        /// The file.
+        path: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A fixture is JSON but not an event the contract knows, or not a shape the runner takes.
+    #[error("{path}: field `{field}`: {problem}")]
+    InvalidFixture {
+        /// The file.
+        path: String,
+        /// The JSON path of the offending field, e.g. `detail.data.total`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A command-line option has a value the runner cannot use.
+    #[error("option {option}: {problem}")]
+    InvalidOption {
+        /// The option, e.g. `--duplicates`.
+        option: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The HTTP listener could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A step of the demo got an answer it did not expect.
+    #[error("demo step `{step}` failed: HTTP {status}: {body}")]
+    DemoStep {
+        /// The step.
+        step: String,
+        /// The status received.
+        status: u16,
+        /// The body received.
+        body: String,
+    },
+
+    /// Events kept flowing after the round limit (a rule that routes a function's output back to
+    /// itself would loop forever on AWS too).
+    #[error("events still flowing after {rounds} delivery rounds: is there a routing loop?")]
+    Unsettled {
+        /// Rounds run.
+        rounds: usize,
+    },
+}
+
+impl LocalError {
+    /// A stable string naming the kind of error.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Template(TemplateError::Io { .. }) => "TemplateUnreadable",
+            Self::Template(TemplateError::Yaml { .. }) => "TemplateNotYaml",
+            Self::Template(_) => "TemplateInvalid",
+            Self::Pattern { .. } => "InvalidEventPattern",
+            Self::Unsupported { .. } => "TemplateUnsupported",
+            Self::FunctionConfig { .. } => "FunctionConfig",
+            Self::FixtureUnreadable { .. } => "FixtureUnreadable",
+            Self::MalformedFixture { .. } => "MalformedFixture",
+            Self::InvalidFixture { .. } => "InvalidFixture",
+            Self::InvalidOption { .. } => "InvalidOption",
+            Self::Bind { .. } => "BindFailed",
+            Self::DemoStep { .. } => "DemoStepFailed",
+            Self::Unsettled { .. } => "Unsettled",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_names_its_file_and_field_and_has_a_stable_type() {
+        let err = LocalError::InvalidFixture {
+            path: "events/bad/x.json".into(),
+            field: "detail-type".into(),
+            problem: "unknown event".into(),
+        };
+        assert_eq!(err.error_type(), "InvalidFixture");
+        assert_eq!(
+            err.to_string(),
+            "events/bad/x.json: field `detail-type`: unknown event"
+        );
+        let err = LocalError::Unsupported {
+            path: "t.yaml".into(),
+            at: "Rule.Properties.Targets[0].Arn".into(),
+            problem: "not a queue".into(),
+        };
+        assert_eq!(err.error_type(), "TemplateUnsupported");
+        assert!(
+            err.to_string()
+                .starts_with("template t.yaml: Rule.Properties.Targets[0].Arn")
+        );
+    }
+}

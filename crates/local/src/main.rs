@@ -1,0 +1,38 @@
+//! `local`: the local runner's binary. Everything lives in the library; this only parses the
+//! command line, sets up logging and the runtime, and turns the outcome into an exit status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use local::cli::{Cli, Completion};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The domain code logs with `tracing`; shown on stderr only when asked for with RUST_LOG,
+    // so the flow on stdout stays readable (and parseable with --json).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(local::cli::run(cli)) {
+        Ok(Completion::Done) => ExitCode::SUCCESS,
+        Ok(Completion::DemoDiffers) => ExitCode::from(2),
+        Ok(Completion::Interrupted) => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.error_type());
+            ExitCode::FAILURE
+        }
+    }
+}

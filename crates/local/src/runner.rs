@@ -1,0 +1,356 @@
+//! The runner: the template's topology, the bus, and every function hosted on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use eventing::{BatchReport, BatchStats};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use platform::http::{ApiRequest, ApiResponse};
+use sam_template::{Stack, Template};
+use serde_json::Value;
+
+use crate::LocalError;
+use crate::bus::{Batch, Bus, Duplicates, Entry};
+use crate::flow::{FlowObserver, Summary};
+use crate::hosting::{Hosted, StoreCounts, Stores, host};
+use crate::router::Router;
+use crate::topology::Topology;
+
+/// Rounds [`Runner::settle`] runs before declaring a routing loop.
+pub const MAX_ROUNDS: usize = 100_000;
+
+/// How to run.
+#[derive(Clone, Default)]
+pub struct RunnerOptions {
+    /// Stack name the template's names resolve with (`<stack>-OrdersTable`, ...).
+    pub stack_name: String,
+    /// In-memory or DynamoDB stores.
+    pub stores: Stores,
+    /// Duplicate deliveries and requests to inject.
+    pub duplicates: Option<Duplicates>,
+    /// Who sees the flow (nobody when `None`).
+    pub observer: Option<Arc<dyn FlowObserver>>,
+    /// Send duplicated requests concurrently with the original instead of after its answer.
+    pub concurrent_retries: bool,
+}
+
+impl std::fmt::Debug for RunnerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerOptions")
+            .field("stack_name", &self.stack_name)
+            .field("stores", &self.stores)
+            .field("duplicates", &self.duplicates)
+            .field("observed", &self.observer.is_some())
+            .field("concurrent_retries", &self.concurrent_retries)
+            .finish()
+    }
+}
+
+impl RunnerOptions {
+    /// In-memory stores, stack `dev`, no duplicates, nobody watching.
+    pub fn in_memory() -> Self {
+        Self {
+            stack_name: "dev".to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets who sees the flow.
+    pub fn observer(mut self, observer: Arc<dyn FlowObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Sets the duplicates to inject.
+    pub fn duplicates(mut self, duplicates: Duplicates) -> Self {
+        self.duplicates = Some(duplicates);
+        self
+    }
+}
+
+/// Every function of a template in one process, routed by the template's own rules.
+pub struct Runner {
+    topology: Topology,
+    bus: Arc<Bus>,
+    hosted: Hosted,
+    duplicates: Duplicates,
+    settling: tokio::sync::Mutex<()>,
+    in_memory: bool,
+    concurrent_retries: bool,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("template", &self.topology.path)
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a response is counted: `fresh`, `replayed`, `in_progress`, `ok` (a read) or
+/// `error:<type>`.
+pub fn response_outcome(method: &str, response: &ApiResponse) -> String {
+    let error_type = || {
+        serde_json::from_str::<Value>(&response.body)
+            .ok()
+            .and_then(|b| {
+                b.pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("HTTP{}", response.status))
+    };
+    match response.status {
+        200..=299 if response.header("idempotent-replayed") == Some("true") => {
+            "replayed".to_owned()
+        }
+        200..=299 if method.eq_ignore_ascii_case("GET") => "ok".to_owned(),
+        200..=299 => "fresh".to_owned(),
+        409 if error_type() == "RequestInProgress" => "in_progress".to_owned(),
+        _ => format!("error:{}", error_type()),
+    }
+}
+
+impl Runner {
+    /// Reads the template, compiles its rules and hosts its functions.
+    pub fn new(template: &Template, options: RunnerOptions) -> Result<Self, LocalError> {
+        let stack_name = if options.stack_name.is_empty() {
+            "dev"
+        } else {
+            &options.stack_name
+        };
+        let topology = Topology::from_template(template, &Stack::new(stack_name))?;
+        let router = Router::new(&topology)?;
+        let duplicates = options.duplicates.unwrap_or(Duplicates::NONE);
+        let bus = Arc::new(Bus::new(&topology, router, duplicates, options.observer));
+        let hosted = host(&topology, &bus, &options.stores)?;
+        Ok(Self {
+            in_memory: matches!(options.stores, Stores::InMemory),
+            concurrent_retries: options.concurrent_retries,
+            topology,
+            bus,
+            hosted,
+            duplicates,
+            settling: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Loads the template file, then [`Runner::new`].
+    pub fn load(
+        path: impl AsRef<std::path::Path>,
+        options: RunnerOptions,
+    ) -> Result<Self, LocalError> {
+        Self::new(&Template::load(path)?, options)
+    }
+
+    /// What was read from the template.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
+    }
+
+    /// `Routing from template.yaml: 5 rules, 5 functions (in-memory stores)`.
+    pub fn banner(&self) -> String {
+        format!(
+            "Routing from {}: {} rules, {} functions ({} stores, stack {})",
+            self.topology.file_name(),
+            self.topology.rules.len(),
+            self.topology.functions.len(),
+            if self.in_memory {
+                "in-memory"
+            } else {
+                "DynamoDB"
+            },
+            self.topology.stack.name,
+        )
+    }
+
+    /// Puts fixture entries on the template's main bus, as `PutEvents` would.
+    pub fn inject(&self, entries: &[Entry]) {
+        self.bus.put(self.topology.main_bus(), entries, None);
+    }
+
+    /// Serves one HTTP request as API Gateway would: the template's routes pick the function
+    /// (no route: API Gateway's `404 {"message":"Not Found"}`), which gets its timeout as
+    /// remaining time. A non-read request picked by the duplicates is sent a second time: right
+    /// after the first answer (a client retrying after a lost response), or at the same time
+    /// with [`RunnerOptions::concurrent_retries`] (a client retrying too early); the first
+    /// answer that is not "in progress" is returned.
+    pub async fn request(&self, request: &ApiRequest) -> ApiResponse {
+        let Some(route) = self
+            .topology
+            .routes
+            .iter()
+            .find(|r| r.matches(&request.method, &request.path))
+        else {
+            let response = ApiResponse::json(404, &serde_json::json!({ "message": "Not Found" }));
+            self.record(request, None, &response, false);
+            return response;
+        };
+        let (Some(function), Some(Some(api))) = (
+            self.topology.functions.get(route.function),
+            self.hosted.apis.get(route.function),
+        ) else {
+            let response = ApiResponse::json(
+                500,
+                &serde_json::json!({ "message": "Internal Server Error" }),
+            );
+            self.record(request, None, &response, false);
+            return response;
+        };
+        let remaining = Some(function.timeout);
+        let key = request.header("idempotency-key").unwrap_or_default();
+        let twice = !request.method.eq_ignore_ascii_case("GET")
+            && self.duplicates.pick(&[
+                &request.method,
+                &request.path,
+                key,
+                &String::from_utf8_lossy(&request.body),
+            ]);
+        if !twice {
+            let response = api.handle(request, remaining).await;
+            self.record(request, Some(&function.binary), &response, false);
+            return response;
+        }
+        self.bus.count_duplicate();
+        let mut answers = Vec::with_capacity(2);
+        if self.concurrent_retries {
+            let spawn = |request: ApiRequest| {
+                let api = Arc::clone(api);
+                tokio::spawn(async move { api.handle(&request, remaining).await })
+            };
+            let tasks = [spawn(request.clone()), spawn(request.clone())];
+            for task in tasks {
+                answers.push(task.await.unwrap_or_else(|join| {
+                    ApiResponse::json(
+                        500,
+                        &serde_json::json!({ "error": { "type": "Panicked", "message": join.to_string() } }),
+                    )
+                }));
+            }
+        } else {
+            answers.push(api.handle(request, remaining).await);
+            answers.push(api.handle(request, remaining).await);
+        }
+        for (response, duplicate) in answers.iter().zip([false, true]) {
+            self.record(request, Some(&function.binary), response, duplicate);
+        }
+        // The client keeps the first answer that is not "in progress" (it would retry that one).
+        let kept = answers
+            .iter()
+            .position(|r| response_outcome(&request.method, r) != "in_progress")
+            .unwrap_or(0);
+        answers.swap_remove(kept)
+    }
+
+    fn record(
+        &self,
+        request: &ApiRequest,
+        target: Option<&str>,
+        response: &ApiResponse,
+        duplicate: bool,
+    ) {
+        let outcome = response_outcome(&request.method, response);
+        self.bus.count_request(&outcome);
+        if self.bus.has_observer() {
+            self.bus
+                .emit(crate::flow::Flow::Request(crate::flow::Request {
+                    time: Utc::now(),
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    target: target.map(str::to_owned),
+                    status: response.status,
+                    outcome,
+                    duplicate,
+                }));
+        }
+    }
+
+    /// Delivers everything in the queues, round after round, until they are empty (what the
+    /// consumers publish is routed and delivered in later rounds). Batches of one round run
+    /// concurrently, each in its own task. Only one settle runs at a time.
+    pub async fn settle(&self) -> Result<(), LocalError> {
+        let _one_at_a_time = self.settling.lock().await;
+        for _ in 0..MAX_ROUNDS {
+            let batches = self.bus.receive_round();
+            if batches.is_empty() {
+                return Ok(());
+            }
+            let mut pending: Vec<Option<Batch>> = Vec::with_capacity(batches.len());
+            let mut running = FuturesUnordered::new();
+            for (index, batch) in batches.into_iter().enumerate() {
+                let consumer = self.hosted.consumers.get(batch.queue).cloned().flatten();
+                let timeout = self
+                    .topology
+                    .queues
+                    .get(batch.queue)
+                    .and_then(|q| q.consumer)
+                    .and_then(|f| self.topology.functions.get(f))
+                    .map(|f| f.timeout);
+                let event = self.bus.sqs_event(&batch);
+                pending.push(Some(batch));
+                running.push(async move {
+                    let report = match consumer {
+                        Some(consumer) => {
+                            tokio::spawn(async move { consumer.consume(event, timeout).await })
+                                .await
+                                .ok()
+                        }
+                        None => None,
+                    };
+                    (index, report)
+                });
+            }
+            // Completed in the order the consumers answer, so the flow reads as it happened.
+            while let Some((index, report)) = running.next().await {
+                // A consumer task that died (or a queue without one) reports nothing: every
+                // record of the batch then counts as failed and is redelivered, never lost.
+                let report = report.unwrap_or_else(|| BatchReport {
+                    records: Vec::new(),
+                    stats: BatchStats::default(),
+                });
+                if let Some(batch) = pending.get_mut(index).and_then(Option::take) {
+                    self.bus.complete(batch, &report);
+                }
+            }
+        }
+        Err(LocalError::Unsettled { rounds: MAX_ROUNDS })
+    }
+
+    /// Counters, outcomes and the dead-letter listing so far.
+    pub fn summary(&self) -> Summary {
+        self.bus.summary()
+    }
+
+    /// Entity counts of the in-memory stores (`None` with DynamoDB).
+    pub fn store_counts(&self) -> Option<StoreCounts> {
+        self.hosted.counts()
+    }
+
+    /// An order's shipment, as the fulfillment store holds it.
+    pub async fn shipment(&self, order_id: &str) -> Option<fulfillment::domain::Shipment> {
+        let store = self.hosted.fulfillment.as_ref()?;
+        store.shipment(order_id).await.ok().flatten()
+    }
+
+    /// The order store of `table` (the benchmark seeds orders through it).
+    pub fn order_store(&self, table: &str) -> Option<Arc<dyn orders::store::OrderStore>> {
+        self.hosted.order_stores.get(table).cloned()
+    }
+
+    /// Remaining time a consumer invocation starts with.
+    pub fn timeout_of(&self, binary: &str) -> Option<Duration> {
+        self.topology
+            .functions
+            .iter()
+            .find(|f| f.binary == binary)
+            .map(|f| f.timeout)
+    }
+}
