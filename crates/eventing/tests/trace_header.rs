@@ -64,8 +64,7 @@ async fn published_trace_headers(events: &[OutgoingEvent]) -> Vec<Option<String>
         .publish(events)
         .await
         .unwrap();
-    let headers = seen.lock().unwrap().clone();
-    headers
+    seen.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
