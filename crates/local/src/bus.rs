@@ -278,6 +278,23 @@ impl Bus {
         )
     }
 
+    /// Where an entry put on `bus` would go, without sending it: `(rule, queue)` logical ids.
+    pub fn targets(&self, bus: &str, entry: &Entry) -> Vec<(String, String)> {
+        let body = self.envelope(entry, "1970-01-01T00:00:00Z");
+        self.router
+            .matching(bus, body.as_bytes())
+            .into_iter()
+            .filter_map(|rule| self.rules.get(rule))
+            .flat_map(|(rule, queues)| {
+                queues.iter().filter_map(move |&q| {
+                    self.queues
+                        .get(q)
+                        .map(|queue| (rule.clone(), queue.logical_id.clone()))
+                })
+            })
+            .collect()
+    }
+
     /// Puts entries on `bus` (a physical bus name): each is matched against the bus's rules and
     /// a message is sent to every target queue (plus a duplicate, when picked). `publisher`
     /// names the function that published, for the flow.
@@ -629,6 +646,242 @@ impl EventPublisher for BusPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::Recorder;
+    use eventing::{BatchStats, RecordOutcome, RecordReport};
+    use sam_template::{Stack, Template};
+
+    fn bus(recorder: Option<Arc<Recorder>>) -> (Topology, Bus) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let topology =
+            Topology::from_template(&Template::load(path).unwrap(), &Stack::new("dev")).unwrap();
+        let router = Router::new(&topology).unwrap();
+        let observer = recorder.map(|r| r as Arc<dyn FlowObserver>);
+        let bus = Bus::new(&topology, router, Duplicates::NONE, observer);
+        (topology, bus)
+    }
+
+    fn created(i: usize) -> Entry {
+        let detail =
+            serde_json::json!({"metadata": {"idempotency-key": format!("k-{i}")}, "data": {}});
+        Entry::from_parts("com.orders", "OrderCreated", &detail)
+    }
+
+    /// The consumer's answer: the listed message ids failed, the others were handled.
+    fn report(event: &SqsEvent, failing: &[&str]) -> BatchReport {
+        let records = event
+            .records
+            .iter()
+            .map(|m| {
+                let id = m.message_id.clone().unwrap();
+                let failed = failing.contains(&id.as_str());
+                RecordReport {
+                    message_id: id,
+                    source: None,
+                    detail_type: None,
+                    idempotency_key: None,
+                    key_hash: None,
+                    outcome: if failed {
+                        RecordOutcome::Failed("Rejected")
+                    } else {
+                        RecordOutcome::Fresh
+                    },
+                    error: failed.then(|| "event rejected: no".to_owned()),
+                    emitted: Vec::new(),
+                }
+            })
+            .collect();
+        BatchReport {
+            records,
+            stats: BatchStats::default(),
+        }
+    }
+
+    #[test]
+    fn a_round_cuts_batches_of_batch_size_up_to_the_maximum_concurrency() {
+        let (topology, bus) = bus(None);
+        let entries: Vec<Entry> = (0..57).map(created).collect();
+        bus.put("dev-commerce", &entries, None);
+        let queue = topology
+            .queues
+            .iter()
+            .position(|q| q.logical_id == "FulfillmentEventsQueue")
+            .unwrap();
+        let sizes = |batches: &[Batch]| batches.iter().map(Batch::len).collect::<Vec<_>>();
+        let first = bus.receive_round();
+        assert!(first.iter().all(|b| b.queue == queue));
+        assert_eq!(
+            sizes(&first),
+            [10, 10, 10, 10, 10],
+            "BatchSize 10, MaximumConcurrency 5"
+        );
+        for batch in first {
+            let event = bus.sqs_event(&batch);
+            bus.complete(batch, &report(&event, &[]));
+        }
+        assert_eq!(sizes(&bus.receive_round()), [7]);
+    }
+
+    #[test]
+    fn records_look_like_sqs_records_of_the_queue() {
+        let (_, bus) = bus(None);
+        bus.put("dev-commerce", &[created(1)], None);
+        let batch = bus.receive_round().pop().unwrap();
+        let event = bus.sqs_event(&batch);
+        let record = &event.records[0];
+        assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+        assert_eq!(
+            record.event_source_arn.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:dev-FulfillmentEventsQueue")
+        );
+        assert_eq!(record.attributes["ApproximateReceiveCount"], "1");
+        let envelope: Value = serde_json::from_str(record.body.as_deref().unwrap()).unwrap();
+        assert_eq!(envelope["source"], "com.orders");
+        assert_eq!(envelope["detail-type"], "OrderCreated");
+        assert_eq!(envelope["detail"]["metadata"]["idempotency-key"], "k-1");
+        assert_eq!(envelope["account"], "123456789012");
+    }
+
+    #[test]
+    fn only_failed_records_are_redelivered_then_dead_lettered_at_max_receive_count() {
+        let recorder = Arc::new(Recorder::new());
+        let (_, bus) = bus(Some(recorder.clone()));
+        bus.put("dev-commerce", &[created(1), created(2), created(3)], None);
+        let mut failing_id = None;
+        let mut receives = 0;
+        loop {
+            let batches = bus.receive_round();
+            let Some(batch) = batches.into_iter().next() else {
+                break;
+            };
+            receives += 1;
+            let event = bus.sqs_event(&batch);
+            // The second record of the first batch fails on every receive.
+            let id = failing_id
+                .get_or_insert_with(|| event.records[1].message_id.clone().unwrap())
+                .clone();
+            assert!(
+                event
+                    .records
+                    .iter()
+                    .any(|r| r.message_id.as_deref() == Some(id.as_str()))
+            );
+            if receives > 1 {
+                assert_eq!(
+                    event.records.len(),
+                    1,
+                    "acknowledged records are not redelivered"
+                );
+                assert_eq!(
+                    event.records[0].attributes["ApproximateReceiveCount"],
+                    receives.to_string()
+                );
+            }
+            bus.complete(batch, &report(&event, &[&id]));
+        }
+        assert_eq!(
+            receives, 5,
+            "FulfillmentEventsQueue's maxReceiveCount in the template"
+        );
+        let summary = bus.summary();
+        assert_eq!(summary.dead_letters.len(), 1);
+        let dead = &summary.dead_letters[0];
+        assert_eq!(
+            (dead.queue.as_str(), dead.dlq.as_deref()),
+            ("FulfillmentEventsQueue", Some("FulfillmentEventsDLQ"))
+        );
+        assert_eq!((dead.key.as_deref(), dead.receive_count), (Some("k-2"), 5));
+        assert_eq!(dead.last_error, "event rejected: no");
+        let stats = summary.targets["fulfillment-events"];
+        assert_eq!(
+            (
+                stats.delivered,
+                stats.outcomes.fresh,
+                stats.outcomes.failed,
+                stats.dead_lettered
+            ),
+            (7, 2, 5, 1)
+        );
+        let nexts: Vec<Next> = recorder
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.key.as_deref() == Some("k-2"))
+            .map(|d| d.next)
+            .collect();
+        assert_eq!(
+            nexts[..4],
+            [Next::Retry, Next::Retry, Next::Retry, Next::Retry]
+        );
+        assert_eq!(
+            nexts[4],
+            Next::DeadLettered {
+                dlq: Some("FulfillmentEventsDLQ".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_record_missing_from_the_report_is_retried_not_lost() {
+        let (_, bus) = bus(None);
+        bus.put("dev-commerce", &[created(1)], None);
+        let batch = bus.receive_round().pop().unwrap();
+        bus.complete(
+            batch,
+            &BatchReport {
+                records: Vec::new(),
+                stats: BatchStats::default(),
+            },
+        );
+        let again = bus.receive_round();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            bus.sqs_event(&again[0]).records[0].attributes["ApproximateReceiveCount"],
+            "2"
+        );
+    }
+
+    #[test]
+    fn picked_duplicates_arrive_as_a_separate_batch_with_their_own_message_id() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let topology =
+            Topology::from_template(&Template::load(path).unwrap(), &Stack::new("dev")).unwrap();
+        let bus = Bus::new(
+            &topology,
+            Router::new(&topology).unwrap(),
+            Duplicates::new(1.0, 1),
+            None,
+        );
+        bus.put("dev-commerce", &[created(1)], None);
+        let batches = bus.receive_round();
+        assert_eq!(batches.len(), 2);
+        let ids: Vec<String> = batches
+            .iter()
+            .map(|b| bus.sqs_event(b).records[0].message_id.clone().unwrap())
+            .collect();
+        assert_ne!(ids[0], ids[1]);
+        let bodies: Vec<String> = batches
+            .iter()
+            .map(|b| bus.sqs_event(b).records[0].body.clone().unwrap())
+            .collect();
+        assert_eq!(bodies[0], bodies[1], "the same message, delivered twice");
+        assert_eq!(bus.summary().duplicates_injected, 1);
+    }
+
+    #[test]
+    fn an_event_no_rule_matches_is_counted_and_shown_unrouted() {
+        let recorder = Arc::new(Recorder::new());
+        let (_, bus) = bus(Some(recorder.clone()));
+        let detail = serde_json::json!({"metadata": {"idempotency-key": "k"}, "data": {}});
+        bus.put(
+            "dev-commerce",
+            &[Entry::from_parts("com.support", "ReturnRequested", &detail)],
+            Some("support-api"),
+        );
+        assert!(bus.receive_round().is_empty());
+        assert_eq!(bus.summary().events_unrouted, 1);
+        assert!(
+            matches!(recorder.lines().as_slice(), [Flow::Unrouted(u)] if u.publisher.as_deref() == Some("support-api"))
+        );
+    }
 
     #[test]
     fn duplicates_pick_about_their_rate_and_the_same_items_every_time() {

@@ -44,8 +44,8 @@ const AFTER_HELP: &str = "Examples:
   cargo run -p local -- --json replay events/sqs/*.json
   cargo run --release -p local -- bench               events routed and handled per second
 
-Exit status: 0 done, 1 error (bad template, fixture or option), 2 demo final state differs, \
-130 interrupted.";
+Exit status: 0 done (serve: stopped with Ctrl-C), 1 error (bad template, fixture or option), \
+2 demo final state differs, 130 demo, replay or bench interrupted.";
 
 /// The local runner's command line.
 #[derive(Debug, Clone, Parser)]
@@ -309,7 +309,8 @@ async fn run_serve(
     );
     serve(Arc::clone(&runner), listener, ctrl_c()).await?;
     out.summary(&runner.summary());
-    Ok(Completion::Interrupted)
+    // Ctrl-C is how serving ends: a clean exit.
+    Ok(Completion::Done)
 }
 
 async fn run_demo(

@@ -172,6 +172,11 @@ impl Runner {
         )
     }
 
+    /// Where an entry put on the template's main bus would go: `(rule, queue)` logical ids.
+    pub fn targets(&self, entry: &Entry) -> Vec<(String, String)> {
+        self.bus.targets(self.topology.main_bus(), entry)
+    }
+
     /// Puts fixture entries on the template's main bus, as `PutEvents` would.
     pub fn inject(&self, entries: &[Entry]) {
         self.bus.put(self.topology.main_bus(), entries, None);
