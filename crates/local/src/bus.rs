@@ -167,6 +167,8 @@ struct Lanes {
 #[derive(Debug, Default)]
 struct State {
     lanes: Vec<Lanes>,
+    /// Messages received and not yet completed (still there after an interrupted round).
+    in_flight: usize,
     summary: Summary,
 }
 
@@ -224,6 +226,7 @@ impl Bus {
             .collect();
         let state = State {
             lanes: queues.iter().map(|_| Lanes::default()).collect(),
+            in_flight: 0,
             summary: Summary::default(),
         };
         Self {
@@ -442,6 +445,7 @@ impl Bus {
                 }
             }
         }
+        state.in_flight += batches.iter().map(Batch::len).sum::<usize>();
         batches
     }
 
@@ -484,6 +488,7 @@ impl Bus {
         let mut lines = Vec::new();
         {
             let mut state = self.state();
+            state.in_flight = state.in_flight.saturating_sub(batch.messages.len());
             for (position, message) in batch.messages.into_iter().enumerate() {
                 let record = report
                     .records
@@ -572,7 +577,8 @@ impl Bus {
             .lanes
             .iter()
             .map(|l| l.normal.len() + l.duplicates.len())
-            .sum();
+            .sum::<usize>()
+            + state.in_flight;
         summary
     }
 }

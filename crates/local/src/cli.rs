@@ -45,7 +45,7 @@ const AFTER_HELP: &str = "Examples:
   cargo run --release -p local -- bench               events routed and handled per second
 
 Exit status: 0 done (serve: stopped with Ctrl-C), 1 error (bad template, fixture or option), \
-2 demo final state differs, 130 demo, replay or bench interrupted.";
+2 command-line usage error, 3 demo final state differs, 130 demo, replay or bench interrupted.";
 
 /// The local runner's command line.
 #[derive(Debug, Clone, Parser)]
@@ -221,11 +221,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LocalError> {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let drainer = {
         let runner = Arc::clone(&runner);
         tokio::spawn(async move {
             loop {
-                runner.bus().notified().await;
+                tokio::select! {
+                    () = runner.bus().notified() => {}
+                    _ = stopped.changed() => return,
+                }
+                // Never cancelled half-way: messages received in a round are always completed.
                 if let Err(e) = runner.settle().await {
                     // A routing loop: say so, and keep serving (AWS would keep looping too).
                     let _ = writeln!(std::io::stderr().lock(), "error [{}]: {e}", e.error_type());
@@ -234,7 +239,7 @@ pub async fn serve(
         })
     };
     crate::http::serve(Arc::clone(&runner), listener, shutdown).await;
-    drainer.abort();
+    let _ = stop.send(true);
     let _ = drainer.await;
     runner.settle().await
 }

@@ -339,7 +339,8 @@ pub struct Summary {
     pub requests_served: usize,
     /// Per consuming function (binary).
     pub targets: BTreeMap<String, TargetStats>,
-    /// Messages still waiting in queues (a queue no function consumes, or an interrupted run).
+    /// Messages still waiting in queues or received and never completed (a queue no function
+    /// consumes, or an interrupted run).
     pub waiting: usize,
     /// The dead-letter listing.
     pub dead_letters: Vec<DeadLetter>,

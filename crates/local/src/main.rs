@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(local::cli::run(cli)) {
         Ok(Completion::Done) => ExitCode::SUCCESS,
-        Ok(Completion::DemoDiffers) => ExitCode::from(2),
+        Ok(Completion::DemoDiffers) => ExitCode::from(3),
         Ok(Completion::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error [{}]: {e}", e.error_type());

@@ -1,0 +1,278 @@
+//! The served HTTP API, exercised as curl does: raw HTTP/1.1 over a loopback TCP connection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use local::{LocalError, Runner, RunnerOptions};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Server {
+    address: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), LocalError>>,
+    runner: Arc<Runner>,
+}
+
+async fn start() -> Server {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let runner = Arc::new(Runner::load(template, RunnerOptions::in_memory()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(local::cli::serve(Arc::clone(&runner), listener, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        address,
+        stop,
+        task,
+        runner,
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// What `curl -X METHOD -H ... -d BODY http://address/path` sends and reads.
+async fn curl(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+const ORDER: &str = r#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"SKU-RED-MUG","quantity":2,"unit-price":"12.50"}]}"#;
+
+/// Polls `GET path` until its `status` field is `want` (the bus delivers in the background);
+/// fails after a generous number of attempts.
+async fn until_status(address: SocketAddr, path: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        let response = curl(address, "GET", path, &[], b"").await;
+        if response.status == 200 {
+            last = response.json();
+            if last["status"] == want {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{path} never reached {want}: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned() {
+    let server = start().await;
+    let a = server.address;
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", "http-1"),
+    ];
+
+    let created = curl(a, "POST", "/orders", &json, ORDER.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("content-type"), Some("application/json"));
+    let order = created.json();
+    assert_eq!(
+        (order["status"].as_str(), order["total"].as_str()),
+        (Some("Open"), Some("25.00"))
+    );
+
+    let again = curl(a, "POST", "/orders", &json, ORDER.as_bytes()).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), order, "the replay answers the stored order");
+
+    let order_path = format!("/orders/{}", order["order-id"].as_str().unwrap());
+    until_status(a, &order_path, "Shipped").await;
+
+    let return_body = format!(
+        r#"{{"order-id":{},"reason":"chipped","items":[{{"sku":"SKU-RED-MUG","quantity":1}}]}}"#,
+        order["order-id"]
+    );
+    let requested = curl(
+        a,
+        "POST",
+        "/returns",
+        &[("Idempotency-Key", "http-ret-1")],
+        return_body.as_bytes(),
+    )
+    .await;
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let return_id = requested.json()["return-id"].as_str().unwrap().to_owned();
+    let received = curl(
+        a,
+        "POST",
+        &format!("/returns/{return_id}/received"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(received.status, 200, "{}", received.body);
+    assert_eq!(received.json()["status"], "Received");
+    let fetched = curl(a, "GET", &format!("/returns/{return_id}"), &[], b"").await;
+    assert_eq!(fetched.json()["status"], "Received");
+    until_status(a, &order_path, "Returned").await;
+
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+    let summary = server.runner.summary();
+    assert_eq!(summary.deliveries.fresh, 6, "{summary:?}");
+    assert!(summary.dead_letters.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
+    let server = start().await;
+    let a = server.address;
+
+    let missing_key = curl(a, "POST", "/orders", &[], ORDER.as_bytes()).await;
+    assert_eq!(missing_key.status, 400);
+    assert_eq!(missing_key.json()["error"]["type"], "MissingIdempotencyKey");
+
+    let malformed = curl(
+        a,
+        "POST",
+        "/orders",
+        &[("Idempotency-Key", "bad-1")],
+        br#"{"customer-id": "C-1", "items": ["#,
+    )
+    .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json()["error"]["type"], "MalformedJson");
+
+    let wrong_types = curl(a, "POST", "/orders", &[("Idempotency-Key", "bad-2")], br#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"A","quantity":"two","unit-price":"1.00"}]}"#).await;
+    assert_eq!(wrong_types.status, 400);
+    assert_eq!(wrong_types.json()["error"]["type"], "InvalidField");
+
+    let no_route = curl(a, "DELETE", "/orders/1", &[], b"").await;
+    assert_eq!(no_route.status, 404);
+    assert_eq!(
+        no_route.json(),
+        serde_json::json!({ "message": "Not Found" }),
+        "API Gateway's own 404"
+    );
+    assert_eq!(curl(a, "GET", "/nowhere", &[], b"").await.status, 404);
+
+    let unknown = curl(a, "GET", "/orders/does-not-exist", &[], b"").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["type"], "NotFound");
+
+    let not_shipped = curl(
+        a,
+        "POST",
+        "/returns",
+        &[("Idempotency-Key", "r-1")],
+        br#"{"order-id":"o-1","reason":"x","items":[{"sku":"A","quantity":1}]}"#,
+    )
+    .await;
+    assert_eq!(not_shipped.status, 409);
+    assert_eq!(not_shipped.json()["error"]["type"], "OrderNotShipped");
+
+    let too_large = vec![b' '; local::http::MAX_REQUEST_BYTES + 1];
+    let refused = curl(
+        a,
+        "POST",
+        "/orders",
+        &[("Idempotency-Key", "big-1")],
+        &too_large,
+    )
+    .await;
+    assert_eq!(refused.status, 413);
+
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+    assert_eq!(
+        server.runner.summary().requests_served,
+        7,
+        "the 413 never reached a function"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutting_down_stops_accepting_and_delivers_what_was_published() {
+    let server = start().await;
+    let created = curl(
+        server.address,
+        "POST",
+        "/orders",
+        &[("Idempotency-Key", "stop-1")],
+        ORDER.as_bytes(),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+    assert!(
+        TcpStream::connect(server.address).await.is_err(),
+        "the listener is closed"
+    );
+    let summary = server.runner.summary();
+    assert_eq!(
+        (
+            summary.events_published,
+            summary.deliveries.fresh,
+            summary.waiting
+        ),
+        (3, 5, 0),
+        "{summary:?}"
+    );
+}
