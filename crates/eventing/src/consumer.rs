@@ -37,7 +37,9 @@ pub const DEFAULT_CONCURRENCY: usize = 10;
 
 /// The per-consumer entry point shared by every SQS-fed Lambda.
 ///
-/// Cheap to clone: everything is behind `Arc`s (the idempotency layer included).
+/// Cheap to clone: everything is behind `Arc`s (the idempotency layer included). Its entry
+/// points spawn one Tokio task per record, so they must be awaited inside a Tokio runtime (as
+/// `lambda_runtime` provides).
 ///
 /// ```
 /// use contracts::AnyEvent;

@@ -190,27 +190,27 @@ impl EventPublisher for EventBridgePublisher {
                     let Err((error_code, message)) = result else {
                         continue;
                     };
-                    let retryable = is_retryable(&error_code);
-                    let failure = FailedEntry {
-                        index,
-                        idempotency_key: events
-                            .get(index)
-                            .map(|e| e.idempotency_key.clone())
-                            .unwrap_or_default(),
-                        error_code,
-                        message,
-                    };
-                    if retryable && attempt < max_attempts {
+                    if is_retryable(&error_code) && attempt < max_attempts {
                         retry.push(index);
+                        continue;
                     }
-                    failed.insert(index, failure);
+                    let idempotency_key = events
+                        .get(index)
+                        .map(|e| e.idempotency_key.clone())
+                        .unwrap_or_default();
+                    failed.insert(
+                        index,
+                        FailedEntry {
+                            index,
+                            idempotency_key,
+                            error_code,
+                            message,
+                        },
+                    );
                 }
             }
             if retry.is_empty() {
                 break;
-            }
-            for index in &retry {
-                failed.remove(index);
             }
             let delay = self.retry.backoff(attempt);
             tracing::warn!(
