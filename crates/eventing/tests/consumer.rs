@@ -390,7 +390,7 @@ async fn the_same_key_with_different_data_is_never_replayed() {
         .consumer
         .process_sqs(batch(&[("b", envelope(&changed).to_string())]), REMAINING)
         .await;
-    assert_eq!(report.records[0].label(), "failed:idempotency_validation");
+    assert_eq!(report.records[0].label(), "failed:IdempotencyValidation");
     assert_eq!(h.handler.calls("reused"), 1);
 
     // A re-emission with new metadata but the same facts is a duplicate.

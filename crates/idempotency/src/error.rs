@@ -116,12 +116,12 @@ impl IdempotencyError {
     /// A stable machine-readable name for logs, metrics and batch-item failure labels.
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::KeyMissing => "idempotency_key_missing",
-            Self::Validation { .. } => "idempotency_validation",
-            Self::Store(_) => "idempotency_store",
-            Self::Serialization(_) => "idempotency_serialization",
-            Self::InconsistentState { .. } => "idempotency_inconsistent_state",
-            Self::ClaimLost { .. } => "idempotency_claim_lost",
+            Self::KeyMissing => "IdempotencyKeyMissing",
+            Self::Validation { .. } => "IdempotencyValidation",
+            Self::Store(_) => "IdempotencyStoreFailed",
+            Self::Serialization(_) => "IdempotencySerialization",
+            Self::InconsistentState { .. } => "IdempotencyInconsistentState",
+            Self::ClaimLost { .. } => "IdempotencyClaimLost",
         }
     }
 
@@ -153,10 +153,10 @@ pub enum RunError<E> {
 }
 
 impl<E> RunError<E> {
-    /// `"operation"` for the operation's error, else the [`IdempotencyError::error_type`].
+    /// `"OperationFailed"` for the operation's error, else the [`IdempotencyError::error_type`].
     pub fn error_type(&self) -> &'static str {
         match self {
-            Self::Operation(_) => "operation",
+            Self::Operation(_) => "OperationFailed",
             Self::Idempotency(e) => e.error_type(),
         }
     }

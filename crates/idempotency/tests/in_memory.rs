@@ -41,7 +41,7 @@ async fn claim_failure_surfaces_as_a_store_error_and_the_operation_does_not_run(
     memory.fail_next(StoreOperation::Claim, 1);
     let err = f.charge(&order_request("1")).await.unwrap_err();
     assert_eq!(store_error(&err).operation(), StoreOperation::Claim);
-    assert_eq!(err.error_type(), "idempotency_store");
+    assert_eq!(err.error_type(), "IdempotencyStoreFailed");
     assert_eq!(f.runs(), 0);
     assert_eq!(f.idem.metrics().store_errors, 1);
     // The failure was transient: the retry runs.
@@ -151,7 +151,7 @@ async fn claim_conflicting_with_an_expired_record_is_retried_then_inconsistent()
         err.idempotency_error(),
         Some(IdempotencyError::InconsistentState { attempts: 3 })
     ));
-    assert_eq!(err.error_type(), "idempotency_inconsistent_state");
+    assert_eq!(err.error_type(), "IdempotencyInconsistentState");
     let m = f.idem.metrics();
     assert_eq!((m.claim_calls, m.claim_retries), (3, 3));
     assert_eq!(f.runs(), 0);
@@ -248,7 +248,7 @@ async fn result_that_cannot_be_serialized_releases_the_claim() {
     // JSON object keys must be strings: a map keyed by tuples does not serialize.
     let unserializable: BTreeMap<(u8, u8), u8> = BTreeMap::from([((1, 2), 3)]);
     let err = claim.complete(&unserializable).await.unwrap_err();
-    assert_eq!(err.error_type(), "idempotency_serialization");
+    assert_eq!(err.error_type(), "IdempotencySerialization");
     assert!(f.record(&request).await.is_none());
 }
 

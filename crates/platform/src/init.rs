@@ -30,7 +30,9 @@ pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
 /// `AWS_ENDPOINT_URL` handling, which is how the local stand-in is reached.
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS),
+        )
         .timeout_config(sdk_timeouts())
         .load()
         .await

@@ -205,7 +205,7 @@ pub async fn operation_error_releases_the_claim_and_a_retry_runs(store: Arc<dyn 
     let request = order_request("1");
     let err = f.failing(&request).await.unwrap_err();
     assert!(matches!(err, RunError::Operation(Boom)));
-    assert_eq!(err.error_type(), "operation");
+    assert_eq!(err.error_type(), "OperationFailed");
     assert!(
         f.record(&request).await.is_none(),
         "the claim must be deleted"
@@ -234,7 +234,7 @@ pub async fn tampered_payload_with_validation_is_rejected(store: Arc<dyn Idempot
         panic!("expected a validation error, got {err:?}");
     };
     assert_eq!(Some(key_hash.as_str()), original.key_hash());
-    assert_eq!(err.error_type(), "idempotency_validation");
+    assert_eq!(err.error_type(), "IdempotencyValidation");
     assert_eq!(f.runs(), 1);
     assert_eq!(f.idem.metrics().validation_failures, 1);
     // The genuine duplicate still replays.
@@ -300,7 +300,7 @@ pub async fn missing_key_is_a_typed_error_and_opting_out_runs_without_persistenc
     let f = Fixture::new(store);
     let missing = Request::from_optional::<str>(None).unwrap_err();
     assert!(matches!(missing, IdempotencyError::KeyMissing));
-    assert_eq!(missing.error_type(), "idempotency_key_missing");
+    assert_eq!(missing.error_type(), "IdempotencyKeyMissing");
     assert!(matches!(
         Request::new(&json!({"order-id": null})),
         Err(IdempotencyError::KeyMissing)
@@ -453,7 +453,7 @@ pub async fn stale_owner_cannot_complete_a_record_another_invocation_holds(
     assert!(
         matches!(err, IdempotencyError::ClaimLost { ref key_hash } if Some(key_hash.as_str()) == request.key_hash())
     );
-    assert_eq!(err.error_type(), "idempotency_claim_lost");
+    assert_eq!(err.error_type(), "IdempotencyClaimLost");
     let record = f.record(&request).await.unwrap();
     assert_eq!(
         record.status,
@@ -613,7 +613,7 @@ pub async fn replay_deserializes_into_the_callers_type(store: Arc<dyn Idempotenc
         .run(&request, || async { Ok::<_, Boom>(charge(1)) })
         .await
         .unwrap_err();
-    assert_eq!(wrong.error_type(), "idempotency_serialization");
+    assert_eq!(wrong.error_type(), "IdempotencySerialization");
 }
 
 pub async fn two_step_api_replays_exactly_what_was_completed(store: Arc<dyn IdempotencyStore>) {
