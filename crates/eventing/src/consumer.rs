@@ -159,6 +159,10 @@ pub struct RecordReport {
     pub idempotency_key: Option<String>,
     /// The hashed key the idempotency layer uses (what the logs show).
     pub key_hash: Option<String>,
+    /// `metadata.correlation-id`, when the event parsed: ties the record to its business flow.
+    pub correlation_id: Option<String>,
+    /// `metadata.event-id`, when the event parsed.
+    pub event_id: Option<String>,
     /// What became of the record.
     pub outcome: RecordOutcome,
     /// The error's message, for failures.
@@ -176,6 +180,8 @@ impl RecordReport {
             detail_type: None,
             idempotency_key: None,
             key_hash: None,
+            correlation_id: None,
+            event_id: None,
             outcome: RecordOutcome::Replayed,
             error: None,
             emitted: Vec::new(),
@@ -773,7 +779,10 @@ fn prepare(
     report: &mut RecordReport,
 ) -> Result<Parsed, EventingError> {
     let event = parse_body(body, report)?;
-    report.idempotency_key = Some(event.metadata().idempotency_key.to_string());
+    let metadata = event.metadata();
+    report.idempotency_key = Some(metadata.idempotency_key.to_string());
+    report.correlation_id = Some(metadata.correlation_id.clone());
+    report.event_id = Some(metadata.event_id.clone());
     let data = event_data(&event).map_err(EventingError::Serialization)?;
     let request = request_for(&event, &data, remaining)?;
     report.key_hash = request.key_hash().map(str::to_owned);
@@ -882,6 +891,8 @@ fn finish(
                     message_id = %report.message_id,
                     detail_type = report.detail_type.as_deref().unwrap_or("-"),
                     key_hash = report.key_hash.as_deref().unwrap_or("-"),
+                    correlation_id = report.correlation_id.as_deref().unwrap_or("-"),
+                    event_id = report.event_id.as_deref().unwrap_or("-"),
                     error_type = e.error_type(),
                     error = %e,
                     "record failed: it will be retried, then dead-lettered"
@@ -900,6 +911,8 @@ fn finish(
             message_id = %report.message_id,
             detail_type = report.detail_type.as_deref().unwrap_or("-"),
             key_hash = report.key_hash.as_deref().unwrap_or("-"),
+            correlation_id = report.correlation_id.as_deref().unwrap_or("-"),
+            event_id = report.event_id.as_deref().unwrap_or("-"),
             outcome = %report.outcome.label(),
             emitted = report.emitted.len(),
             "record processed"

@@ -113,6 +113,30 @@ async fn a_redelivered_batch_is_replayed_without_handling_or_publishing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn every_record_report_names_its_flow_and_event_for_the_logs() {
+    let h = harness();
+    let report = h
+        .consumer
+        .process_sqs(created_batch("corr", 2), REMAINING)
+        .await;
+    for record in &report.records {
+        let key = record.idempotency_key.as_deref().unwrap();
+        assert!(
+            record
+                .correlation_id
+                .as_deref()
+                .is_some_and(|c| !c.is_empty()),
+            "{key}"
+        );
+        assert!(
+            record.event_id.as_deref().is_some_and(|e| !e.is_empty()),
+            "{key}"
+        );
+    }
+    assert_ne!(report.records[0].event_id, report.records[1].event_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_mixed_batch_reports_exactly_the_failed_records() {
     let h = harness();
     // Held by another invocation: claimed and not finished.

@@ -686,6 +686,8 @@ mod tests {
                     detail_type: None,
                     idempotency_key: None,
                     key_hash: None,
+                    correlation_id: None,
+                    event_id: None,
                     outcome: if failed {
                         RecordOutcome::Failed("Rejected")
                     } else {
