@@ -3,6 +3,7 @@
 //! duplicate deliveries `--duplicates` injects.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
@@ -123,11 +124,28 @@ pub struct Message {
     info: Arc<EventInfo>,
 }
 
+/// Where a queue's messages wait: in arrival order, or (injected duplicates) for a separate,
+/// concurrent receive, as when SQS hands a message to a second poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Messages in arrival order; failed ones go back to the end.
+    Normal = 0,
+    /// Injected duplicates.
+    Duplicates = 1,
+}
+
+impl Lane {
+    /// Both lanes.
+    pub const ALL: [Lane; 2] = [Lane::Normal, Lane::Duplicates];
+}
+
 /// Messages received together by one invocation of a queue's consumer.
 #[derive(Debug)]
 pub struct Batch {
     /// Index of the queue in [`Topology::queues`].
     pub queue: usize,
+    /// The lane it was received from.
+    pub lane: Lane,
     messages: Vec<Message>,
 }
 
@@ -157,11 +175,19 @@ struct QueueMeta {
 
 #[derive(Debug, Default)]
 struct Lanes {
-    /// Messages in arrival order; failed ones go back to the end.
+    /// See [`Lane::Normal`].
     normal: VecDeque<Message>,
-    /// Injected duplicates: received by a separate, concurrent invocation, as when SQS hands a
-    /// message to a second poller.
+    /// See [`Lane::Duplicates`].
     duplicates: VecDeque<Message>,
+}
+
+impl Lanes {
+    fn lane(&mut self, lane: Lane) -> &mut VecDeque<Message> {
+        match lane {
+            Lane::Normal => &mut self.normal,
+            Lane::Duplicates => &mut self.duplicates,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +200,9 @@ struct State {
 
 /// The bus and its queues. Shared (behind `Arc`) by every function's publisher and the runner.
 pub struct Bus {
+    /// Random high half of every id this bus makes; the low half counts.
+    id_base: u64,
+    ids: AtomicU64,
     router: Router,
     rules: Vec<(String, Vec<usize>)>,
     queues: Vec<QueueMeta>,
@@ -230,6 +259,8 @@ impl Bus {
             summary: Summary::default(),
         };
         Self {
+            id_base: uuid::Uuid::new_v4().as_u64_pair().0,
+            ids: AtomicU64::new(1),
             router,
             rules: topology
                 .rules
@@ -268,11 +299,18 @@ impl Bus {
         self.observer.is_some()
     }
 
+    /// A fresh id in UUID form (event and message ids): unique per bus, without a system call
+    /// per id.
+    fn next_id(&self) -> String {
+        let low = self.ids.fetch_add(1, Ordering::Relaxed);
+        uuid::Uuid::from_u64_pair(self.id_base, low).to_string()
+    }
+
     /// The EventBridge envelope a rule target receives, as SQS carries it in a message body.
     fn envelope(&self, entry: &Entry, time: &str) -> String {
         format!(
             "{{\"version\":\"0\",\"id\":\"{}\",\"detail-type\":{},\"source\":{},\"account\":\"{}\",\"time\":\"{time}\",\"region\":\"{}\",\"resources\":[],\"detail\":{}}}",
-            uuid::Uuid::new_v4(),
+            self.next_id(),
             json_string(&entry.detail_type),
             json_string(&entry.source),
             self.account,
@@ -324,7 +362,7 @@ impl Bus {
                 });
                 for &queue in queues {
                     let message = Message {
-                        id: uuid::Uuid::new_v4().to_string(),
+                        id: self.next_id(),
                         body: body.clone(),
                         receive_count: 0,
                         duplicate: false,
@@ -336,7 +374,7 @@ impl Bus {
                         .get(queue)
                         .is_some_and(|q| self.duplicates.pick(&[&q.logical_id, rule_id, identity]))
                         .then(|| Message {
-                            id: uuid::Uuid::new_v4().to_string(),
+                            id: self.next_id(),
                             duplicate: true,
                             ..message.clone()
                         });
@@ -412,10 +450,24 @@ impl Bus {
         self.notify.notified().await;
     }
 
-    /// Receives the next round of batches: for every consumed queue, up to its
-    /// `MaximumConcurrency` batches of up to `BatchSize` records, plus as many batches of
-    /// injected duplicates. Each received message's receive count goes up by one.
-    pub fn receive_round(&self) -> Vec<Batch> {
+    /// Number of queues.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Batches a queue's consumer takes at once per lane (its `MaximumConcurrency`); 0 for a
+    /// queue no function consumes.
+    pub fn concurrency(&self, queue: usize) -> usize {
+        self.queues
+            .get(queue)
+            .filter(|q| q.target.is_some())
+            .map_or(0, |q| q.max_concurrency)
+    }
+
+    /// Receives up to `free(queue, lane)` batches of up to `BatchSize` records from every
+    /// consumed queue's lanes, under one lock. Each received message's receive count goes up
+    /// by one.
+    pub fn receive(&self, mut free: impl FnMut(usize, Lane) -> usize) -> Vec<Batch> {
         let mut state = self.state();
         let mut batches = Vec::new();
         for (index, queue) in self.queues.iter().enumerate() {
@@ -425,13 +477,14 @@ impl Bus {
             let Some(lanes) = state.lanes.get_mut(index) else {
                 continue;
             };
-            for lane in [&mut lanes.normal, &mut lanes.duplicates] {
-                for _ in 0..queue.max_concurrency {
-                    if lane.is_empty() {
+            for lane in Lane::ALL {
+                let messages = lanes.lane(lane);
+                for _ in 0..free(index, lane) {
+                    if messages.is_empty() {
                         break;
                     }
-                    let take = lane.len().min(queue.batch_size);
-                    let messages: Vec<Message> = lane
+                    let take = messages.len().min(queue.batch_size);
+                    let received: Vec<Message> = messages
                         .drain(..take)
                         .map(|mut m| {
                             m.receive_count += 1;
@@ -440,13 +493,19 @@ impl Bus {
                         .collect();
                     batches.push(Batch {
                         queue: index,
-                        messages,
+                        lane,
+                        messages: received,
                     });
                 }
             }
         }
         state.in_flight += batches.iter().map(Batch::len).sum::<usize>();
         batches
+    }
+
+    /// Receives as many batches as every consumed queue takes at once, from both lanes.
+    pub fn receive_round(&self) -> Vec<Batch> {
+        self.receive(|queue, _| self.concurrency(queue))
     }
 
     /// The batch as the consumer's Lambda event.

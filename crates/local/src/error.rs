@@ -110,10 +110,10 @@ pub enum LocalError {
 
     /// Events kept flowing after the round limit (a rule that routes a function's output back to
     /// itself would loop forever on AWS too).
-    #[error("events still flowing after {rounds} delivery rounds: is there a routing loop?")]
+    #[error("events still flowing after {batches} batches: is there a routing loop?")]
     Unsettled {
-        /// Rounds run.
-        rounds: usize,
+        /// Batches delivered.
+        batches: usize,
     },
 }
 

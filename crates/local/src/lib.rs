@@ -56,4 +56,4 @@ mod runner;
 pub mod topology;
 
 pub use error::LocalError;
-pub use runner::{MAX_ROUNDS, Runner, RunnerOptions, response_outcome};
+pub use runner::{MAX_BATCHES, Runner, RunnerOptions, response_outcome};

@@ -12,14 +12,14 @@ use sam_template::{Stack, Template};
 use serde_json::Value;
 
 use crate::LocalError;
-use crate::bus::{Batch, Bus, Duplicates, Entry};
+use crate::bus::{Bus, Duplicates, Entry};
 use crate::flow::{FlowObserver, Summary};
 use crate::hosting::{Hosted, StoreCounts, Stores, host};
 use crate::router::Router;
 use crate::topology::Topology;
 
-/// Rounds [`Runner::settle`] runs before declaring a routing loop.
-pub const MAX_ROUNDS: usize = 100_000;
+/// Batches one [`Runner::settle`] delivers before declaring a routing loop.
+pub const MAX_BATCHES: usize = 1_000_000;
 
 /// How to run.
 #[derive(Clone, Default)]
@@ -77,6 +77,8 @@ pub struct Runner {
     hosted: Hosted,
     duplicates: Duplicates,
     settling: tokio::sync::Mutex<()>,
+    /// Per queue: the remaining time its consumer's invocations start with.
+    timeouts: Vec<Option<Duration>>,
     in_memory: bool,
     concurrent_retries: bool,
 }
@@ -127,7 +129,17 @@ impl Runner {
         let duplicates = options.duplicates.unwrap_or(Duplicates::NONE);
         let bus = Arc::new(Bus::new(&topology, router, duplicates, options.observer));
         let hosted = host(&topology, &bus, &options.stores)?;
+        let timeouts = topology
+            .queues
+            .iter()
+            .map(|q| {
+                q.consumer
+                    .and_then(|f| topology.functions.get(f))
+                    .map(|f| f.timeout)
+            })
+            .collect();
         Ok(Self {
+            timeouts,
             in_memory: matches!(options.stores, Stores::InMemory),
             concurrent_retries: options.concurrent_retries,
             topology,
@@ -278,29 +290,27 @@ impl Runner {
         }
     }
 
-    /// Delivers everything in the queues, round after round, until they are empty (what the
-    /// consumers publish is routed and delivered in later rounds). Batches of one round run
-    /// concurrently, each in its own task. Only one settle runs at a time.
+    /// Delivers everything in the queues until they are empty and nothing is in flight (what
+    /// the consumers publish is routed and delivered too). Like Lambda's SQS pollers, each
+    /// queue's consumer gets up to its `MaximumConcurrency` batches at once (per lane), each in
+    /// its own task, and a new batch as soon as one completes. Only one settle runs at a time.
     pub async fn settle(&self) -> Result<(), LocalError> {
         let _one_at_a_time = self.settling.lock().await;
-        for _ in 0..MAX_ROUNDS {
-            let batches = self.bus.receive_round();
-            if batches.is_empty() {
-                return Ok(());
-            }
-            let mut pending: Vec<Option<Batch>> = Vec::with_capacity(batches.len());
-            let mut running = FuturesUnordered::new();
-            for (index, batch) in batches.into_iter().enumerate() {
+        let mut in_flight = vec![[0usize; 2]; self.bus.queue_count()];
+        let mut running = FuturesUnordered::new();
+        let mut completed = 0usize;
+        loop {
+            let batches = self.bus.receive(|queue, lane| {
+                let busy = in_flight.get(queue).map_or(0, |slots| slots[lane as usize]);
+                self.bus.concurrency(queue).saturating_sub(busy)
+            });
+            for batch in batches {
+                if let Some(slots) = in_flight.get_mut(batch.queue) {
+                    slots[batch.lane as usize] += 1;
+                }
                 let consumer = self.hosted.consumers.get(batch.queue).cloned().flatten();
-                let timeout = self
-                    .topology
-                    .queues
-                    .get(batch.queue)
-                    .and_then(|q| q.consumer)
-                    .and_then(|f| self.topology.functions.get(f))
-                    .map(|f| f.timeout);
+                let timeout = self.timeouts.get(batch.queue).copied().flatten();
                 let event = self.bus.sqs_event(&batch);
-                pending.push(Some(batch));
                 running.push(async move {
                     let report = match consumer {
                         Some(consumer) => {
@@ -310,23 +320,35 @@ impl Runner {
                         }
                         None => None,
                     };
-                    (index, report)
+                    (batch, report)
                 });
             }
-            // Completed in the order the consumers answer, so the flow reads as it happened.
-            while let Some((index, report)) = running.next().await {
-                // A consumer task that died (or a queue without one) reports nothing: every
-                // record of the batch then counts as failed and is redelivered, never lost.
-                let report = report.unwrap_or_else(|| BatchReport {
-                    records: Vec::new(),
-                    stats: BatchStats::default(),
-                });
-                if let Some(batch) = pending.get_mut(index).and_then(Option::take) {
+            let Some((batch, report)) = running.next().await else {
+                return Ok(());
+            };
+            if let Some(slots) = in_flight.get_mut(batch.queue) {
+                slots[batch.lane as usize] = slots[batch.lane as usize].saturating_sub(1);
+            }
+            // A consumer task that died (or a queue without one) reports nothing: every record
+            // of the batch then counts as failed and is redelivered, never lost.
+            let report = report.unwrap_or_else(|| BatchReport {
+                records: Vec::new(),
+                stats: BatchStats::default(),
+            });
+            self.bus.complete(batch, &report);
+            completed += 1;
+            if completed >= MAX_BATCHES {
+                // Let what runs finish, so no message is left half-delivered.
+                while let Some((batch, report)) = running.next().await {
+                    let report = report.unwrap_or_else(|| BatchReport {
+                        records: Vec::new(),
+                        stats: BatchStats::default(),
+                    });
                     self.bus.complete(batch, &report);
                 }
+                return Err(LocalError::Unsettled { batches: completed });
             }
         }
-        Err(LocalError::Unsettled { rounds: MAX_ROUNDS })
     }
 
     /// Counters, outcomes and the dead-letter listing so far.
