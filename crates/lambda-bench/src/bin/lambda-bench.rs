@@ -1,0 +1,244 @@
+//! `lambda-bench`: runs the release binaries of `template.yaml`'s functions under the Runtime
+//! API emulator against the moto stand-in and prints the figures (Markdown tables).
+//!
+//! `scripts/bench` builds the binaries and runs `lambda-bench all`; see `docs/performance.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use lambda_bench::BenchError;
+use lambda_bench::cost::Prices;
+use lambda_bench::function::Launch;
+use lambda_bench::harness::Harness;
+use lambda_bench::report::{self, Flow};
+use lambda_bench::scenarios;
+
+#[derive(Parser)]
+#[command(about = "Lambda init, warm duration, memory, AWS calls and cost of the real binaries")]
+struct Cli {
+    /// The workspace root (template.yaml, events/, docs/prices.yaml).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))]
+    root: PathBuf,
+    /// Where the release binaries are (default: <root>/target/release).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cold starts: exec to first /next poll, median of runs, with the breakdown.
+    Init {
+        /// Recorded cold starts per function (after one unrecorded).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// AWS calls per event type: fresh, duplicate, cached duplicate; and SQS batches.
+    Calls {
+        /// Whole order lifecycles (each with a return).
+        #[arg(long, default_value_t = 3)]
+        orders: usize,
+        /// Records per SQS batch in the batch scenario.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+    },
+    /// A load run: warm durations, peak RSS, CPU, logs, and the cost per million orders.
+    Load {
+        /// Orders (each with a return).
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
+        /// Records per SQS batch.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Cold starts per function for the init share of the cost.
+        #[arg(long, default_value_t = 5)]
+        init_runs: usize,
+    },
+    /// Sizes of the release binaries.
+    Sizes,
+    /// Everything above.
+    All {
+        /// Recorded cold starts per function.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Lifecycles for the call counts.
+        #[arg(long, default_value_t = 3)]
+        orders: usize,
+        /// Orders in the load run.
+        #[arg(long, default_value_t = 1000)]
+        load_orders: usize,
+        /// Records per SQS batch.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("lambda-bench: {e} [{}]", e.error_type());
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            eprintln!("  caused by: {cause}");
+            source = cause.source();
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), BenchError> {
+    let root = cli.root.canonicalize().unwrap_or(cli.root);
+    let bin_dir = cli.bin_dir.unwrap_or_else(|| root.join("target/release"));
+    match cli.command {
+        Command::Sizes => sizes(&bin_dir),
+        Command::Init { runs } => {
+            let h = Harness::setup(&root, &bin_dir).await?;
+            init(&h, &bin_dir, runs).await.map(|_| ())
+        }
+        Command::Calls { orders, batch } => {
+            let h = Harness::setup(&root, &bin_dir).await?;
+            calls(&h, orders, batch).await
+        }
+        Command::Load {
+            orders,
+            batch,
+            init_runs,
+        } => {
+            let h = Harness::setup(&root, &bin_dir).await?;
+            let init_ms = init(&h, &bin_dir, init_runs).await?;
+            load(&h, &root, orders, batch, &init_ms).await
+        }
+        Command::All {
+            runs,
+            orders,
+            load_orders,
+            batch,
+        } => {
+            sizes(&bin_dir)?;
+            let h = Harness::setup(&root, &bin_dir).await?;
+            let init_ms = init(&h, &bin_dir, runs).await?;
+            calls(&h, orders, batch).await?;
+            load(&h, &root, load_orders, batch, &init_ms).await
+        }
+    }
+}
+
+const REFERENCE: &str = "minimal-consumer";
+
+fn sizes(bin_dir: &Path) -> Result<(), BenchError> {
+    let mut rows = Vec::new();
+    let names = [
+        "orders-api",
+        "orders-events",
+        "fulfillment-events",
+        "support-api",
+        "support-events",
+        REFERENCE,
+    ];
+    for name in names {
+        let path = bin_dir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            rows.push(vec![name.to_owned(), "not built".to_owned(), String::new()]);
+            continue;
+        };
+        let bytes = meta.len();
+        rows.push(vec![
+            name.to_owned(),
+            bytes.to_string(),
+            format!("{:.2}", bytes as f64 / 1_048_576.0),
+        ]);
+    }
+    println!("## Binary sizes ({})\n", bin_dir.display());
+    println!("{}", report::table(&["binary", "bytes", "MiB"], &rows));
+    Ok(())
+}
+
+/// Cold starts of every function and of the reference; returns each function's median init.
+async fn init(
+    h: &Harness,
+    bin_dir: &Path,
+    runs: usize,
+) -> Result<BTreeMap<String, f64>, BenchError> {
+    let mut summaries = Vec::new();
+    let mut medians = BTreeMap::new();
+    for (name, site) in h.sites() {
+        eprintln!("  init: {name} x {runs}");
+        let results = scenarios::init_runs(&site.launch, runs).await?;
+        if let Some(summary) = report::init_summary(name, &results) {
+            medians.insert(name.clone(), summary.total.median);
+            summaries.push(summary);
+        }
+    }
+    let reference = bin_dir.join(REFERENCE);
+    if reference.exists() {
+        let launch = Launch {
+            name: REFERENCE.to_owned(),
+            binary: reference,
+            env: [(
+                "AWS_ENDPOINT_URL".to_owned(),
+                h.standin_endpoint().to_owned(),
+            )]
+            .into(),
+            memory_mb: 256,
+            timeout: Duration::from_secs(15),
+        };
+        eprintln!("  init: {REFERENCE} x {runs}");
+        let results = scenarios::init_runs(&launch, runs).await?;
+        summaries.extend(report::init_summary(REFERENCE, &results));
+    }
+    println!("## Init: exec to first /next poll\n");
+    println!("{}", report::init_table(&summaries));
+    Ok(medians)
+}
+
+async fn calls(h: &Harness, orders: usize, batch: usize) -> Result<(), BenchError> {
+    eprintln!("  calls: {orders} lifecycles, one record per invocation");
+    let mut samples = scenarios::lifecycle(h, orders).await?;
+    eprintln!("  calls: {batch} orders in batches of {batch}");
+    samples.extend(scenarios::batches(h, batch).await?);
+    println!("## AWS calls per event\n");
+    println!("{}", report::calls_table(&report::call_rows(&samples)));
+    Ok(())
+}
+
+async fn load(
+    h: &Harness,
+    root: &Path,
+    orders: usize,
+    batch: usize,
+    init_ms: &BTreeMap<String, f64>,
+) -> Result<(), BenchError> {
+    eprintln!("  load: {orders} orders, batches of {batch}");
+    let run = scenarios::load(h, orders, batch).await?;
+    println!("## Load: {orders} orders and returns, SQS batches of up to {batch}\n");
+    println!("{}", report::load_table(&run));
+
+    let prices = Prices::load(&root.join("docs/prices.yaml"))?;
+    let memory: BTreeMap<String, u32> = h
+        .sites()
+        .iter()
+        .map(|(name, site)| (name.clone(), site.launch.memory_mb))
+        .collect();
+    let per_unit: Vec<(Flow, _)> = [Flow::Order, Flow::Return]
+        .into_iter()
+        .map(|flow| {
+            (
+                flow,
+                report::flow_usage(&run, flow, &memory, init_ms, &prices),
+            )
+        })
+        .collect();
+    println!(
+        "## Cost per million (prices of {}, {}; cold starts {}% of invocations)\n",
+        prices.date,
+        prices.region,
+        prices.assumptions.cold_start_fraction * 100.0
+    );
+    println!("{}", report::usage_table(&per_unit));
+    println!("{}", report::cost_table(&per_unit, &prices));
+    Ok(())
+}
