@@ -30,6 +30,9 @@ pub struct BenchRun {
     pub failed: usize,
     /// Wall time from the first put to empty queues.
     pub elapsed: Duration,
+    /// CPU time the process used meanwhile, all threads (Linux only): divided by `elapsed`, how
+    /// many cores the run kept busy.
+    pub cpu: Option<Duration>,
 }
 
 impl BenchRun {
@@ -80,8 +83,14 @@ impl BenchReport {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (i, r) in self.runs.iter().enumerate() {
+            let cores = r.cpu.map_or_else(String::new, |cpu| {
+                format!(
+                    ", {:.2} cores busy",
+                    cpu.as_secs_f64() / r.elapsed.as_secs_f64().max(f64::EPSILON)
+                )
+            });
             out.push_str(&format!(
-                "run {}: {} orders, {} events, {} deliveries ({} failed) in {:.3} s: {:.0} deliveries/s, {:.0} events/s\n",
+                "run {}: {} orders, {} events, {} deliveries ({} failed) in {:.3} s: {:.0} deliveries/s, {:.0} events/s{cores}\n",
                 i + 1,
                 r.orders,
                 r.events,
@@ -153,13 +162,27 @@ pub async fn prepare(
     Ok((runner, entries))
 }
 
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux only).
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, hence the last parenthesis):
+    // utime and stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// One timed run of `orders` orders.
 pub async fn run_once(template: &Template, orders: usize) -> Result<BenchRun, LocalError> {
     let (runner, entries) = prepare(template, orders).await?;
+    let cpu_before = process_cpu_time();
     let start = Instant::now();
     runner.inject(&entries);
     runner.settle().await?;
     let elapsed = start.elapsed();
+    let cpu = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let summary = runner.summary();
     Ok(BenchRun {
         orders,
@@ -167,6 +190,7 @@ pub async fn run_once(template: &Template, orders: usize) -> Result<BenchRun, Lo
         deliveries: summary.deliveries.fresh,
         failed: summary.deliveries.failed + summary.deliveries.in_progress,
         elapsed,
+        cpu,
     })
 }
 

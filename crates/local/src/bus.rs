@@ -427,11 +427,13 @@ impl Bus {
         self.state().summary.duplicates_injected += 1;
     }
 
-    /// Counts an HTTP request and its outcome label.
-    pub(crate) fn count_request(&self, label: &str) {
+    /// Counts an HTTP request; the outcome only for writes (a read has none to tell).
+    pub(crate) fn count_request(&self, method: &str, label: &str) {
         let mut state = self.state();
         state.summary.requests_served += 1;
-        state.summary.requests.count(label);
+        if !method.eq_ignore_ascii_case("GET") {
+            state.summary.requests.count(label);
+        }
     }
 
     /// Emits a line through the observer.

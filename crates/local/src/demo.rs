@@ -27,7 +27,7 @@ pub struct FinalState {
     /// The return as `GET /returns/{id}` answers it.
     #[serde(rename = "return")]
     pub return_: Value,
-    /// Effects that ran: fresh deliveries per consuming function, fresh creates over HTTP.
+    /// Effects that ran: fresh deliveries per consuming function, fresh writes over HTTP.
     pub effects: BTreeMap<String, usize>,
     /// Messages dead-lettered.
     pub dead_letters: usize,
@@ -107,7 +107,7 @@ impl DemoReport {
         let line = |label: &str, s: &Summary| {
             format!(
                 "{label}: deliveries fresh {} / replayed {} / in-progress {} / failed {}; \
-                 HTTP creates fresh {} / replayed {} / in-progress {}; {} duplicates injected\n",
+                 HTTP writes fresh {} / replayed {} / in-progress {}; {} duplicates injected\n",
                 s.deliveries.fresh,
                 s.deliveries.replayed,
                 s.deliveries.in_progress,
@@ -298,7 +298,7 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
         .iter()
         .map(|(target, stats)| (target.clone(), stats.outcomes.fresh))
         .collect();
-    effects.insert("http creates".to_owned(), summary.requests.fresh);
+    effects.insert("http writes".to_owned(), summary.requests.fresh);
     Ok(FinalState {
         order: without(order, &["created-at", "updated-at"]),
         shipment,

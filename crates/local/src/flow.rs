@@ -333,7 +333,7 @@ pub struct Summary {
     pub duplicates_injected: usize,
     /// Outcomes of every delivery.
     pub deliveries: Outcomes,
-    /// Outcomes of every HTTP request that creates something.
+    /// Outcomes of every HTTP request that writes (any method but GET).
     pub requests: Outcomes,
     /// HTTP requests served (reads included).
     pub requests_served: usize,
@@ -366,7 +366,7 @@ impl Summary {
         ));
         let r = &self.requests;
         out.push_str(&format!(
-            "         {} HTTP requests (creates: fresh {}, replayed {}, in progress {}, errors {})\n",
+            "         {} HTTP requests (writes: fresh {}, replayed {}, in progress {}, errors {})\n",
             self.requests_served, r.fresh, r.replayed, r.in_progress, r.failed
         ));
         if !self.targets.is_empty() {

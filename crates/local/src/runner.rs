@@ -275,7 +275,7 @@ impl Runner {
         duplicate: bool,
     ) {
         let outcome = response_outcome(&request.method, response);
-        self.bus.count_request(&outcome);
+        self.bus.count_request(&request.method, &outcome);
         if self.bus.has_observer() {
             self.bus
                 .emit(crate::flow::Flow::Request(crate::flow::Request {

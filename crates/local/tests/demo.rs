@@ -64,7 +64,7 @@ async fn the_demo_with_half_duplicates_ends_in_the_same_final_state_as_without()
                 ("fulfillment-events", 2),
                 ("orders-events", 3),
                 ("support-events", 1),
-                ("http creates", 3)
+                ("http writes", 3)
             ]),
             "each fact handled once per consumer"
         );
