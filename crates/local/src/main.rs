@@ -1,6 +1,7 @@
 //! `local`: the local runner's binary. Everything lives in the library; this only parses the
 //! command line, sets up logging and the runtime, and turns the outcome into an exit status.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            // A closed stderr must not turn a clean failure into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
         Ok(Completion::DemoDiffers) => ExitCode::from(3),
         Ok(Completion::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error [{}]: {e}", e.error_type());
+            let _ = writeln!(std::io::stderr(), "error [{}]: {e}", e.error_type());
             ExitCode::FAILURE
         }
     }
