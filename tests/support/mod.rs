@@ -19,6 +19,8 @@ use platform::http::{ApiRequest, ApiResponse};
 use serde_json::Value;
 use testkit::LocalStack;
 
+pub mod runtime_api;
+
 /// Remaining time handed to every invocation: the in-progress expiry of its claims. Short, so a
 /// claim left by a failed call expires within the test, yet longer than a call with its retries
 /// normally takes.
@@ -429,6 +431,15 @@ impl BusRecord {
 
     pub fn copies(&self) -> usize {
         self.facts.values().sum()
+    }
+
+    /// Copies of every fact of one detail type.
+    pub fn copies_of(&self, detail_type: &str) -> usize {
+        self.facts
+            .iter()
+            .filter(|((kind, _), _)| kind == detail_type)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
