@@ -85,8 +85,9 @@ impl BenchReport {
         for (i, r) in self.runs.iter().enumerate() {
             let cores = r.cpu.map_or_else(String::new, |cpu| {
                 format!(
-                    ", {:.2} cores busy",
-                    cpu.as_secs_f64() / r.elapsed.as_secs_f64().max(f64::EPSILON)
+                    ", {:.2} cores busy, {:.0} deliveries per CPU-second",
+                    cpu.as_secs_f64() / r.elapsed.as_secs_f64().max(f64::EPSILON),
+                    r.deliveries as f64 / cpu.as_secs_f64().max(f64::EPSILON)
                 )
             });
             out.push_str(&format!(
