@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{SecondsFormat, Utc};
@@ -105,6 +106,12 @@ impl From<&OutgoingEvent> for Entry {
     }
 }
 
+/// How long a failed message stays invisible before its next receive. SQS uses the queue's
+/// `VisibilityTimeout` (90 s in the template); locally a short pause keeps the same effect (a
+/// retry comes after the concurrent work that made it fail, e.g. a claim held by a twin
+/// delivery, has finished) without the wait.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
 /// What the flow shows of a message's event.
 #[derive(Debug)]
 struct EventInfo {
@@ -179,6 +186,8 @@ struct Lanes {
     normal: VecDeque<Message>,
     /// See [`Lane::Duplicates`].
     duplicates: VecDeque<Message>,
+    /// Failed messages, invisible until their time comes (the visibility timeout), in order.
+    delayed: VecDeque<(Instant, Message)>,
 }
 
 impl Lanes {
@@ -200,6 +209,8 @@ struct State {
 
 /// The bus and its queues. Shared (behind `Arc`) by every function's publisher and the runner.
 pub struct Bus {
+    /// How long a failed message stays invisible before its next receive.
+    retry_delay: Duration,
     /// Random high half of every id this bus makes; the low half counts.
     id_base: u64,
     ids: AtomicU64,
@@ -259,6 +270,7 @@ impl Bus {
             summary: Summary::default(),
         };
         Self {
+            retry_delay: DEFAULT_RETRY_DELAY,
             id_base: uuid::Uuid::new_v4().as_u64_pair().0,
             ids: AtomicU64::new(1),
             router,
@@ -280,6 +292,12 @@ impl Bus {
             state: Mutex::new(state),
             notify: Notify::new(),
         }
+    }
+
+    /// Sets how long a failed message stays invisible before it is received again.
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -479,6 +497,12 @@ impl Bus {
             let Some(lanes) = state.lanes.get_mut(index) else {
                 continue;
             };
+            let now = Instant::now();
+            while lanes.delayed.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, message)) = lanes.delayed.pop_front() {
+                    lanes.normal.push_back(message);
+                }
+            }
             for lane in Lane::ALL {
                 let messages = lanes.lane(lane);
                 for _ in 0..free(index, lane) {
@@ -607,8 +631,9 @@ impl Bus {
                 match next {
                     Next::Done => {}
                     Next::Retry => {
+                        let due = Instant::now() + self.retry_delay;
                         if let Some(lanes) = state.lanes.get_mut(batch.queue) {
-                            lanes.normal.push_back(message);
+                            lanes.delayed.push_back((due, message));
                         }
                     }
                     Next::DeadLettered { dlq } => state.summary.dead_letters.push(DeadLetter {
@@ -630,6 +655,17 @@ impl Bus {
         }
     }
 
+    /// When the next failed message becomes visible again, if one waits.
+    pub fn next_visible(&self) -> Option<Instant> {
+        let state = self.state();
+        self.queues
+            .iter()
+            .zip(&state.lanes)
+            .filter(|(q, _)| q.target.is_some())
+            .filter_map(|(_, l)| l.delayed.front().map(|(due, _)| *due))
+            .min()
+    }
+
     /// Counters, the dead-letter listing and what still waits.
     pub fn summary(&self) -> Summary {
         let state = self.state();
@@ -637,7 +673,7 @@ impl Bus {
         summary.waiting = state
             .lanes
             .iter()
-            .map(|l| l.normal.len() + l.duplicates.len())
+            .map(|l| l.normal.len() + l.duplicates.len() + l.delayed.len())
             .sum::<usize>()
             + state.in_flight;
         summary
@@ -723,7 +759,9 @@ mod tests {
             Topology::from_template(&Template::load(path).unwrap(), &Stack::new("dev")).unwrap();
         let router = Router::new(&topology).unwrap();
         let observer = recorder.map(|r| r as Arc<dyn FlowObserver>);
-        let bus = Bus::new(&topology, router, Duplicates::NONE, observer);
+        // Failed messages are visible again at once: these tests drive receives by hand.
+        let bus = Bus::new(&topology, router, Duplicates::NONE, observer)
+            .with_retry_delay(Duration::ZERO);
         (topology, bus)
     }
 
@@ -906,6 +944,20 @@ mod tests {
             bus.sqs_event(&again[0]).records[0].attributes["ApproximateReceiveCount"],
             "2"
         );
+    }
+
+    #[test]
+    fn a_failed_message_stays_invisible_until_its_retry_delay_has_passed() {
+        let (_, bus) = bus(None);
+        let bus = bus.with_retry_delay(Duration::from_secs(3600));
+        bus.put("dev-commerce", &[created(1)], None);
+        let batch = bus.receive_round().pop().unwrap();
+        let event = bus.sqs_event(&batch);
+        let id = event.records[0].message_id.clone().unwrap();
+        bus.complete(batch, &report(&event, &[&id]));
+        assert!(bus.receive_round().is_empty(), "not visible yet");
+        assert!(bus.next_visible().is_some_and(|due| due > Instant::now()));
+        assert_eq!(bus.summary().waiting, 1, "waiting, not lost");
     }
 
     #[test]

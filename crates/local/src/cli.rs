@@ -264,6 +264,7 @@ pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
         duplicates: Some(Duplicates::new(cli.duplicates, cli.seed)),
         observer: Some(printer),
         concurrent_retries: cli.concurrent_retries,
+        retry_delay: None,
     };
     match command {
         Command::Serve { port } => run_serve(out, &template, options, port).await,

@@ -34,6 +34,9 @@ pub struct RunnerOptions {
     pub observer: Option<Arc<dyn FlowObserver>>,
     /// Send duplicated requests concurrently with the original instead of after its answer.
     pub concurrent_retries: bool,
+    /// How long a failed message stays invisible before its next receive (default
+    /// [`crate::bus::DEFAULT_RETRY_DELAY`]).
+    pub retry_delay: Option<Duration>,
 }
 
 impl std::fmt::Debug for RunnerOptions {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for RunnerOptions {
             .field("duplicates", &self.duplicates)
             .field("observed", &self.observer.is_some())
             .field("concurrent_retries", &self.concurrent_retries)
+            .field("retry_delay", &self.retry_delay)
             .finish()
     }
 }
@@ -127,7 +131,13 @@ impl Runner {
         let topology = Topology::from_template(template, &Stack::new(stack_name))?;
         let router = Router::new(&topology)?;
         let duplicates = options.duplicates.unwrap_or(Duplicates::NONE);
-        let bus = Arc::new(Bus::new(&topology, router, duplicates, options.observer));
+        let bus = Arc::new(
+            Bus::new(&topology, router, duplicates, options.observer).with_retry_delay(
+                options
+                    .retry_delay
+                    .unwrap_or(crate::bus::DEFAULT_RETRY_DELAY),
+            ),
+        );
         let hosted = host(&topology, &bus, &options.stores)?;
         let timeouts = topology
             .queues
@@ -324,7 +334,14 @@ impl Runner {
                 });
             }
             let Some((batch, report)) = running.next().await else {
-                return Ok(());
+                // Nothing running: done, unless failed messages wait out their visibility.
+                match self.bus.next_visible() {
+                    Some(due) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
             };
             if let Some(slots) = in_flight.get_mut(batch.queue) {
                 slots[batch.lane as usize] = slots[batch.lane as usize].saturating_sub(1);
