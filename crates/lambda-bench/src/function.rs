@@ -89,7 +89,7 @@ impl Output {
         if stdout {
             self.stdout_bytes += line.len() as u64 + 1;
             self.stdout_lines += 1;
-            if self.init_report.is_none() && line.contains("\"init_phases\"") {
+            if self.init_report.is_none() && line.contains("\"started_at_us\"") {
                 self.init_report = serde_json::from_str(line).ok();
             }
         }

@@ -188,6 +188,18 @@ impl Harness {
         })
     }
 
+    /// Adds `extra` to every function's environment (what-if measurements, e.g. another
+    /// certificate store), and keeps only the functions named in `only` when it is not empty.
+    pub fn adjust(mut self, extra: &BTreeMap<String, String>, only: &[String]) -> Self {
+        if !only.is_empty() {
+            self.sites.retain(|name, _| only.contains(name));
+        }
+        for site in self.sites.values_mut() {
+            site.launch.env.extend(extra.clone());
+        }
+        self
+    }
+
     /// The workspace root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -1,13 +1,11 @@
 //! `fulfillment-events` Lambda: SQS batches (or a bare EventBridge event) -> picking and shipping.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use platform::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::init::tracing();
-    let config = fulfillment::Config::from_env(&Env::process())?;
-    let consumer = fulfillment::wire_events(&config, &platform::init::aws_config().await);
+    let consumer =
+        platform::init::function(fulfillment::Config::from_env, fulfillment::wire_events).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let consumer = &consumer;
         async move {

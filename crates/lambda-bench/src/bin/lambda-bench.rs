@@ -24,6 +24,12 @@ struct Cli {
     /// Where the release binaries are (default: <root>/target/release).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Extra environment for every function, KEY=VALUE (what-if measurements).
+    #[arg(long = "env", value_parser = parse_pair)]
+    extra_env: Vec<(String, String)>,
+    /// Only these functions (default: every function of the template).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,17 +96,31 @@ async fn main() {
     }
 }
 
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text}"))
+}
+
 async fn run(cli: Cli) -> Result<(), BenchError> {
     let root = cli.root.canonicalize().unwrap_or(cli.root);
     let bin_dir = cli.bin_dir.unwrap_or_else(|| root.join("target/release"));
+    let extra: BTreeMap<String, String> = cli.extra_env.into_iter().collect();
+    let only = cli.only;
+    let reference_env = (only.is_empty() || only.iter().any(|o| o == REFERENCE)).then_some(&extra);
+    let setup = || async {
+        Harness::setup(&root, &bin_dir)
+            .await
+            .map(|h| h.adjust(&extra, &only))
+    };
     match cli.command {
         Command::Sizes => sizes(&bin_dir),
         Command::Init { runs } => {
-            let h = Harness::setup(&root, &bin_dir).await?;
-            init(&h, &bin_dir, runs).await.map(|_| ())
+            let h = setup().await?;
+            init(&h, &bin_dir, runs, reference_env).await.map(|_| ())
         }
         Command::Calls { orders, batch } => {
-            let h = Harness::setup(&root, &bin_dir).await?;
+            let h = setup().await?;
             calls(&h, orders, batch).await
         }
         Command::Load {
@@ -108,8 +128,8 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             batch,
             init_runs,
         } => {
-            let h = Harness::setup(&root, &bin_dir).await?;
-            let init_ms = init(&h, &bin_dir, init_runs).await?;
+            let h = setup().await?;
+            let init_ms = init(&h, &bin_dir, init_runs, None).await?;
             load(&h, &root, orders, batch, &init_ms).await
         }
         Command::All {
@@ -119,8 +139,8 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
             batch,
         } => {
             sizes(&bin_dir)?;
-            let h = Harness::setup(&root, &bin_dir).await?;
-            let init_ms = init(&h, &bin_dir, runs).await?;
+            let h = setup().await?;
+            let init_ms = init(&h, &bin_dir, runs, reference_env).await?;
             calls(&h, orders, batch).await?;
             load(&h, &root, load_orders, batch, &init_ms).await
         }
@@ -162,6 +182,7 @@ async fn init(
     h: &Harness,
     bin_dir: &Path,
     runs: usize,
+    reference_env: Option<&BTreeMap<String, String>>,
 ) -> Result<BTreeMap<String, f64>, BenchError> {
     let mut summaries = Vec::new();
     let mut medians = BTreeMap::new();
@@ -174,15 +195,17 @@ async fn init(
         }
     }
     let reference = bin_dir.join(REFERENCE);
-    if reference.exists() {
+    if let (true, Some(extra)) = (reference.exists(), reference_env) {
+        let mut env: BTreeMap<String, String> = [(
+            "AWS_ENDPOINT_URL".to_owned(),
+            h.standin_endpoint().to_owned(),
+        )]
+        .into();
+        env.extend(extra.clone());
         let launch = Launch {
             name: REFERENCE.to_owned(),
             binary: reference,
-            env: [(
-                "AWS_ENDPOINT_URL".to_owned(),
-                h.standin_endpoint().to_owned(),
-            )]
-            .into(),
+            env,
             memory_mb: 256,
             timeout: Duration::from_secs(15),
         };

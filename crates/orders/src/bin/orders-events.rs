@@ -1,13 +1,10 @@
 //! `orders-events` Lambda: SQS batches (or a bare EventBridge event) -> order status projection.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use platform::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::init::tracing();
-    let config = orders::Config::from_env(&Env::process())?;
-    let consumer = orders::wire_events(&config, &platform::init::aws_config().await);
+    let consumer = platform::init::function(orders::Config::from_env, orders::wire_events).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let consumer = &consumer;
         async move {

@@ -2,14 +2,11 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use platform::config::Env;
 use platform::http::{ApiRequest, ApiResponse};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::init::tracing();
-    let config = support::Config::from_env(&Env::process())?;
-    let api = support::wire_api(&config, &platform::init::aws_config().await);
+    let api = platform::init::function(support::Config::from_env, support::wire_api).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let api = &api;
         async move {

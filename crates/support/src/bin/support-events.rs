@@ -1,13 +1,11 @@
 //! `support-events` Lambda: SQS batches (or a bare EventBridge event) -> shipped-orders projection.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use platform::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    platform::init::tracing();
-    let config = support::Config::from_env(&Env::process())?;
-    let consumer = support::wire_events(&config, &platform::init::aws_config().await);
+    let consumer =
+        platform::init::function(support::Config::from_env, support::wire_events).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let consumer = &consumer;
         async move {
