@@ -27,8 +27,8 @@ EventBridge rules: no AWS account, no Docker.
 The runner reads the bus, every rule's event pattern and target queue, every queue's redrive \
 policy and every function's environment, events and routes from the template. It matches events \
 with a real EventBridge pattern engine, delivers them to the consuming functions as SQS batches \
-(partial batch failures are redelivered up to the queue's maxReceiveCount, then listed as \
-dead-lettered), and serves the HTTP API routes on loopback. The handlers are the Lambda \
+(partial batch failures are redelivered after a 100 ms visibility pause, up to the queue's \
+maxReceiveCount, then listed as dead-lettered), and serves the HTTP API routes on loopback. The handlers are the Lambda \
 binaries' own, with in-memory stores by default.
 
 Each event delivered prints one line: time, source, detail-type, idempotency key, rule, target \

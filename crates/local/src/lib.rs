@@ -6,7 +6,8 @@
 //!   sources (batch size, maximum concurrency), HTTP routes, timeout and `events:source` grant.
 //! - [`router`]: rule matching with a real EventBridge pattern engine (quamina).
 //! - [`bus`]: the in-process bus and queues: SQS-shaped batches, partial batch failures
-//!   redelivered up to `maxReceiveCount`, then the dead-letter listing; `--duplicates`.
+//!   redelivered (after a short visibility pause) up to `maxReceiveCount`, then the dead-letter
+//!   listing; `--duplicates`.
 //! - [`hosting`]: the functions, built with the same constructors as the Lambda binaries'
 //!   `wire_*` functions, over in-memory stores or DynamoDB, publishing onto the bus.
 //! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would,

@@ -204,19 +204,15 @@ impl Runner {
         self.bus.put(self.topology.main_bus(), entries, None);
     }
 
-    /// Serves one HTTP request as API Gateway would: the template's routes pick the function
+    /// Serves one HTTP request as API Gateway would: the template's most specific matching route
+    /// picks the function
     /// (no route: API Gateway's `404 {"message":"Not Found"}`), which gets its timeout as
     /// remaining time. A non-read request picked by the duplicates is sent a second time: right
     /// after the first answer (a client retrying after a lost response), or at the same time
     /// with [`RunnerOptions::concurrent_retries`] (a client retrying too early); the first
     /// answer that is not "in progress" is returned.
     pub async fn request(&self, request: &ApiRequest) -> ApiResponse {
-        let Some(route) = self
-            .topology
-            .routes
-            .iter()
-            .find(|r| r.matches(&request.method, &request.path))
-        else {
+        let Some(route) = self.topology.route_for(&request.method, &request.path) else {
             let response = ApiResponse::json(404, &serde_json::json!({ "message": "Not Found" }));
             self.record(request, None, &response, false);
             return response;

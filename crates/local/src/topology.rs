@@ -76,6 +76,16 @@ pub struct RouteTopology {
 }
 
 impl RouteTopology {
+    /// Segments of the path template that are not `{param}`s (API Gateway prefers the route
+    /// with more of them).
+    pub fn literal_segments(&self) -> usize {
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .filter(|s| !(s.starts_with('{') && s.ends_with('}')))
+            .count()
+    }
+
     /// Whether a request matches, as API Gateway matches a route: same method (or `ANY`), same
     /// number of segments, literal segments equal, `{param}` segments non-empty.
     pub fn matches(&self, method: &str, path: &str) -> bool {
@@ -425,6 +435,15 @@ impl Topology {
         })
     }
 
+    /// The route API Gateway would pick for a request: the most specific match (more literal
+    /// segments, then an exact method over `ANY`), whatever the template's order.
+    pub fn route_for(&self, method: &str, path: &str) -> Option<&RouteTopology> {
+        self.routes
+            .iter()
+            .filter(|r| r.matches(method, path))
+            .max_by_key(|r| (r.literal_segments(), r.method != "ANY"))
+    }
+
     /// The bus a function publishes to: its resolved `EVENT_BUS_NAME`, when it has one.
     pub fn bus_of(&self, function: usize) -> Option<&str> {
         self.functions
@@ -516,6 +535,43 @@ mod tests {
         assert!(!route.matches("GET", "/returns/RET-1/received"));
         assert!(!route.matches("POST", "/returns/received"));
         assert!(!route.matches("POST", "/returns/RET-1/received/x"));
+        assert_eq!(route.literal_segments(), 2);
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_whatever_the_template_order() {
+        let yaml = r#"
+Resources:
+  Generic:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: orders-api } }
+    Properties:
+      Events:
+        Any: { Type: HttpApi, Properties: { Method: ANY, Path: "/things/{id}" } }
+        Get: { Type: HttpApi, Properties: { Method: GET, Path: "/things/{id}" } }
+  Special:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: support-api } }
+    Properties:
+      Events:
+        Get: { Type: HttpApi, Properties: { Method: GET, Path: /things/special } }
+"#;
+        let t = Topology::from_template(
+            &Template::from_yaml(yaml, "r.yaml").unwrap(),
+            &Stack::new("s"),
+        )
+        .unwrap();
+        let binary = |method: &str, path: &str| {
+            t.route_for(method, path)
+                .map(|r| (t.functions[r.function].binary.as_str(), r.method.as_str()))
+        };
+        assert_eq!(
+            binary("GET", "/things/special"),
+            Some(("support-api", "GET"))
+        );
+        assert_eq!(binary("GET", "/things/42"), Some(("orders-api", "GET")));
+        assert_eq!(binary("DELETE", "/things/42"), Some(("orders-api", "ANY")));
+        assert_eq!(binary("GET", "/other"), None);
     }
 
     #[test]
