@@ -186,8 +186,26 @@ async fn fulfillment_and_support_stores_round_trip_on_dynamodb() {
     )
     .unwrap();
     assert_eq!(s.insert_return(&ret).await.unwrap(), ret);
+    use support::store::Receipt;
     let received = ret.received(Utc::now());
-    assert!(s.mark_received(&received).await.unwrap());
-    assert!(!s.mark_received(&received).await.unwrap());
+    assert_eq!(
+        s.begin_receipt(&received).await.unwrap(),
+        Some(Receipt::Started(received.clone()))
+    );
+    let later = ret.received(Utc::now() + chrono::Duration::seconds(9));
+    assert_eq!(
+        s.begin_receipt(&later).await.unwrap(),
+        Some(Receipt::Pending(received.clone())),
+        "a retry gets the receipt as first stored, not its own date"
+    );
+    s.finish_receipt(&received).await.unwrap();
+    s.finish_receipt(&received).await.unwrap();
+    assert_eq!(
+        s.begin_receipt(&later).await.unwrap(),
+        Some(Receipt::Done(received.clone()))
+    );
     assert_eq!(s.get_return(&ret.return_id).await.unwrap(), Some(received));
+    let mut ghost = ret.clone();
+    ghost.return_id = "RET-ghost".into();
+    assert_eq!(s.begin_receipt(&ghost).await.unwrap(), None);
 }

@@ -174,6 +174,29 @@ impl DocTable {
         }
     }
 
+    /// The document at `pk` with its `state` attribute (strongly consistent).
+    pub async fn get_with_state<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+    ) -> Result<Option<(T, Option<String>)>, DocTableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.sdk("GetItem", e.into_service_error()))?;
+        out.item
+            .as_ref()
+            .map(|item| {
+                let state = item.get("state").and_then(|v| v.as_s().ok()).cloned();
+                Ok((self.decode(pk, item)?, state))
+            })
+            .transpose()
+    }
+
     /// The document at `pk` (strongly consistent).
     pub async fn get<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<T>, DocTableError> {
         let out = self

@@ -11,7 +11,7 @@ use platform::doc_table::DocTableError;
 use platform::http::{ApiError, ApiRequest, ApiResponse, route};
 
 use crate::domain::{InvalidReturn, RequestReturn, Return};
-use crate::store::SupportStore;
+use crate::store::{Receipt, SupportStore};
 
 /// Response header set on a replayed request.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -164,9 +164,10 @@ impl SupportApi {
         Ok(ret)
     }
 
-    /// Naturally idempotent: the Requested -> Received transition happens once. The event is
-    /// published before the transition is stored, so a crash in between re-publishes on retry
-    /// (same derived key: downstream deduplicates) instead of losing the fact.
+    /// Naturally idempotent, with every publication carrying the same data: the receipt (and its
+    /// `received-at`) is stored before the fact is published, and marked done after. A retry or a
+    /// concurrent request re-publishes the stored fact under the same derived key, which
+    /// downstream deduplicates; a crash between the steps cannot lose the fact.
     async fn receive(&self, return_id: &str) -> Result<ApiResponse, ApiError> {
         let current = self
             .store
@@ -174,20 +175,29 @@ impl SupportApi {
             .await
             .map_err(ApiError::unavailable)?
             .ok_or_else(|| ApiError::not_found(format!("return {return_id}")))?;
-        if current.status == contracts::ReturnStatus::Received {
-            return Ok(ApiResponse::json(200, &current).with_header(REPLAYED_HEADER, "true"));
-        }
-        let received = current.received((self.clock)());
+        let receipt = self
+            .store
+            .begin_receipt(&current.received((self.clock)()))
+            .await
+            .map_err(ApiError::unavailable)?
+            .ok_or_else(|| ApiError::not_found(format!("return {return_id}")))?;
+        let (received, replayed) = match receipt {
+            Receipt::Done(done) => {
+                return Ok(ApiResponse::json(200, &done).with_header(REPLAYED_HEADER, "true"));
+            }
+            Receipt::Started(received) => (received, false),
+            Receipt::Pending(received) => (received, true),
+        };
         let data = received
             .received_event()
             .ok_or_else(|| ApiError::internal("received return without a date"))?;
         let metadata = Metadata {
-            idempotency_key: current
+            idempotency_key: received
                 .request_key
                 .derive(contracts::detail_type::RETURN_RECEIVED),
             ..Metadata::first(
-                current.request_key.clone(),
-                current.order_id.clone(),
+                received.request_key.clone(),
+                received.order_id.clone(),
                 data.received_at,
             )
         };
@@ -197,23 +207,16 @@ impl SupportApi {
             .publish(std::slice::from_ref(&event))
             .await
             .map_err(ApiError::unavailable)?;
-        if self
-            .store
-            .mark_received(&received)
+        self.store
+            .finish_receipt(&received)
             .await
-            .map_err(ApiError::unavailable)?
-        {
-            tracing::info!(return_id, "return received");
-            Ok(ApiResponse::json(200, &received))
+            .map_err(ApiError::unavailable)?;
+        tracing::info!(return_id, replayed, "return received");
+        let response = ApiResponse::json(200, &received);
+        Ok(if replayed {
+            response.with_header(REPLAYED_HEADER, "true")
         } else {
-            // A concurrent request won the transition: answer what is stored.
-            let now = self
-                .store
-                .get_return(return_id)
-                .await
-                .map_err(ApiError::unavailable)?;
-            Ok(ApiResponse::json(200, &now.unwrap_or(received))
-                .with_header(REPLAYED_HEADER, "true"))
-        }
+            response
+        })
     }
 }

@@ -19,15 +19,38 @@ pub trait SupportStore: Send + Sync {
     async fn insert_return(&self, ret: &Return) -> Result<Return, DocTableError>;
     /// A return by id.
     async fn get_return(&self, return_id: &str) -> Result<Option<Return>, DocTableError>;
-    /// Stores `received` if the return is still Requested; false if it no longer is.
-    async fn mark_received(&self, received: &Return) -> Result<bool, DocTableError>;
+    /// Step 1 of a receipt: moves a Requested return to Receiving, storing `received` (and so its
+    /// `received-at`) once. Whoever comes later gets the stored copy, so every publication of
+    /// the fact carries the same data. `None` when the return does not exist.
+    async fn begin_receipt(&self, received: &Return) -> Result<Option<Receipt>, DocTableError>;
+    /// Step 2, after `ReturnReceived` was published: Receiving -> Received (no-op when done).
+    async fn finish_receipt(&self, received: &Return) -> Result<(), DocTableError>;
+}
+
+/// Where a return's receipt stands after [`SupportStore::begin_receipt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// This call started it: publish, then finish.
+    Started(Return),
+    /// Started before (a retry, or a concurrent request) and not finished: publish the stored
+    /// fact again (same key, same data: downstream deduplicates it), then finish.
+    Pending(Return),
+    /// Finished: the fact is out; nothing to do.
+    Done(Return),
+}
+
+/// The states a return's `state` attribute takes.
+mod state {
+    pub const REQUESTED: &str = "Requested";
+    pub const RECEIVING: &str = "Receiving";
+    pub const RECEIVED: &str = "Received";
 }
 
 /// In-memory adapter: unit tests and the local runner.
 #[derive(Debug, Clone, Default)]
 pub struct InMemorySupportStore {
     shipped: Arc<Mutex<HashMap<String, ShippedOrder>>>,
-    returns: Arc<Mutex<HashMap<String, Return>>>,
+    returns: Arc<Mutex<HashMap<String, (Return, &'static str)>>>,
 }
 
 impl InMemorySupportStore {
@@ -37,7 +60,7 @@ impl InMemorySupportStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .map(|(ret, _)| ret.clone())
             .collect()
     }
 }
@@ -65,7 +88,8 @@ impl SupportStore for InMemorySupportStore {
         let mut returns = self.returns.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(returns
             .entry(ret.return_id.clone())
-            .or_insert_with(|| ret.clone())
+            .or_insert_with(|| (ret.clone(), state::REQUESTED))
+            .0
             .clone())
     }
 
@@ -75,18 +99,33 @@ impl SupportStore for InMemorySupportStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(return_id)
-            .cloned())
+            .map(|(ret, _)| ret.clone()))
     }
 
-    async fn mark_received(&self, received: &Return) -> Result<bool, DocTableError> {
+    async fn begin_receipt(&self, received: &Return) -> Result<Option<Receipt>, DocTableError> {
         let mut returns = self.returns.lock().unwrap_or_else(PoisonError::into_inner);
-        match returns.get_mut(&received.return_id) {
-            Some(current) if current.status == contracts::ReturnStatus::Requested => {
-                *current = received.clone();
-                Ok(true)
+        let Some((stored, state)) = returns.get_mut(&received.return_id) else {
+            return Ok(None);
+        };
+        Ok(Some(match *state {
+            state::REQUESTED => {
+                *stored = received.clone();
+                *state = state::RECEIVING;
+                Receipt::Started(received.clone())
             }
-            _ => Ok(false),
+            state::RECEIVING => Receipt::Pending(stored.clone()),
+            _ => Receipt::Done(stored.clone()),
+        }))
+    }
+
+    async fn finish_receipt(&self, received: &Return) -> Result<(), DocTableError> {
+        let mut returns = self.returns.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, state)) = returns.get_mut(&received.return_id)
+            && *state == state::RECEIVING
+        {
+            *state = state::RECEIVED;
         }
+        Ok(())
     }
 }
 
@@ -120,7 +159,11 @@ impl SupportStore for DynamoDbSupportStore {
 
     async fn insert_return(&self, ret: &Return) -> Result<Return, DocTableError> {
         self.table
-            .put_new(&format!("RETURN#{}", ret.return_id), ret, Some("Requested"))
+            .put_new(
+                &format!("RETURN#{}", ret.return_id),
+                ret,
+                Some(state::REQUESTED),
+            )
             .await
     }
 
@@ -128,14 +171,41 @@ impl SupportStore for DynamoDbSupportStore {
         self.table.get(&format!("RETURN#{return_id}")).await
     }
 
-    async fn mark_received(&self, received: &Return) -> Result<bool, DocTableError> {
+    async fn begin_receipt(&self, received: &Return) -> Result<Option<Receipt>, DocTableError> {
+        let pk = format!("RETURN#{}", received.return_id);
+        if self
+            .table
+            .transition(&pk, received, state::REQUESTED, state::RECEIVING)
+            .await?
+        {
+            return Ok(Some(Receipt::Started(received.clone())));
+        }
+        // Lost the transition (or no such return): one read tells which, and gives the fact as
+        // first stored.
+        match self.table.get_with_state::<Return>(&pk).await? {
+            None => Ok(None),
+            Some((stored, state)) => match state.as_deref() {
+                Some(state::RECEIVING) => Ok(Some(Receipt::Pending(stored))),
+                Some(state::RECEIVED) => Ok(Some(Receipt::Done(stored))),
+                other => Err(DocTableError::Corrupt {
+                    table: String::new(),
+                    pk,
+                    problem: format!("receipt transition refused in state {other:?}"),
+                }),
+            },
+        }
+    }
+
+    async fn finish_receipt(&self, received: &Return) -> Result<(), DocTableError> {
+        // False means it is already Received: a concurrent request finished first.
         self.table
             .transition(
                 &format!("RETURN#{}", received.return_id),
                 received,
-                "Requested",
-                "Received",
+                state::RECEIVING,
+                state::RECEIVED,
             )
             .await
+            .map(drop)
     }
 }
