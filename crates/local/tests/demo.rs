@@ -98,6 +98,31 @@ async fn with_every_delivery_and_request_duplicated_each_duplicate_is_replayed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_every_request_retried_concurrently_the_final_state_is_still_the_same() {
+    // A client retrying before the first answer: both requests race in the API functions.
+    // (This is how the runner first caught two different ReturnReceived facts published under
+    // one key by concurrent receipts.)
+    let template = template();
+    for seed in 1..=8 {
+        let options = RunnerOptions {
+            concurrent_retries: true,
+            ..RunnerOptions::in_memory().duplicates(Duplicates::new(1.0, seed))
+        };
+        let runner = Runner::new(&template, options).unwrap();
+        let report = demo::run(&template, &runner, 1.0, seed, &format!("c{seed}"))
+            .await
+            .unwrap();
+        assert!(report.same_final_state, "seed {seed}: {report:#?}");
+        assert_eq!(report.run.summary.dead_letters.len(), 0, "seed {seed}");
+        assert_eq!(
+            report.run.summary.requests.fresh, 3,
+            "seed {seed}: {:?}",
+            report.run.summary.requests
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_final_state_that_differs_is_reported_as_different() {
     let report = demo(0.0, 1).await;
     let mut changed = report.run.final_state.clone();
