@@ -316,17 +316,43 @@ impl InitTimer {
             config_us = us("config"),
             sdk_config_us = us("sdk_config"),
             clients_us = us("clients"),
+            warm_up_us = us("warm_up"),
             "init complete"
         );
     }
 }
 
+/// Whether a function opens its AWS connections during init.
+///
+/// Chosen per function from measurements (docs/performance.md): the HTTP APIs warm up, because
+/// a client waits on the first request of a new environment, which would otherwise open the
+/// DynamoDB and EventBridge connections one after the other (TCP and TLS, at the throttled CPU
+/// share of an invocation); the warm-up opens both at once during init, where Lambda gives the
+/// CPU unthrottled. Init is billed like invocation time, so this is a latency choice, not a
+/// saving. SQS consumers do not warm up: nobody waits on their first batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmUp {
+    /// Nothing before the first event: the first event's calls open the connections.
+    Off,
+    /// One cheap request each to DynamoDB (an eventually consistent `GetItem` of an absent key
+    /// in `IDEMPOTENCY_TABLE`: half a read unit) and EventBridge (a `PutEvents` without entries,
+    /// refused by validation: nothing published, nothing billed) during init, so the first
+    /// event finds the TCP and TLS connections open. Failures are ignored; it never takes more
+    /// than [`WARM_UP_LIMIT`].
+    Connections,
+}
+
+/// The longest a warm-up may add to init.
+pub const WARM_UP_LIMIT: Duration = Duration::from_millis(500);
+
 /// A function's whole init: installs tracing, reads its configuration with `config`, builds the
-/// SDK configuration ([`lambda_sdk_config`]) and its clients with `wire`, and logs the time of
-/// each phase. Fails (before any client is built) when the configuration is missing or invalid.
+/// SDK configuration ([`lambda_sdk_config`]) and its clients with `wire`, warms the connections
+/// up if asked, and logs the time of each phase. Fails (before any client is built) when the
+/// configuration is missing or invalid.
 pub async fn function<C, T>(
     config: impl FnOnce(&Env<fn(&str) -> Option<String>>) -> Result<C, ConfigError>,
     wire: impl FnOnce(&C, &aws_config::SdkConfig) -> T,
+    warm: WarmUp,
 ) -> Result<T, ConfigError> {
     let mut timer = InitTimer::start();
     tracing();
@@ -338,8 +364,57 @@ pub async fn function<C, T>(
     timer.phase("sdk_config");
     let wired = wire(&config, &sdk);
     timer.phase("clients");
+    if warm == WarmUp::Connections {
+        warm_up(&sdk, &env).await;
+        timer.phase("warm_up");
+    }
     timer.log();
     Ok(wired)
+}
+
+/// Opens a connection to DynamoDB and one to EventBridge through the configuration's shared
+/// HTTP client (so into the pool the function's own clients use).
+async fn warm_up<F: Fn(&str) -> Option<String>>(sdk: &aws_config::SdkConfig, env: &Env<F>) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let once = || {
+        (
+            aws_config::retry::RetryConfig::disabled(),
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(WARM_UP_LIMIT)
+                .operation_timeout(WARM_UP_LIMIT)
+                .build(),
+        )
+    };
+    let table = env.required("IDEMPOTENCY_TABLE").unwrap_or_default();
+    let (retry, timeout) = once();
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk)
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S("platform#warm-up".to_owned()))
+        .customize()
+        .config_override(
+            aws_sdk_dynamodb::config::Builder::default()
+                .retry_config(retry)
+                .timeout_config(timeout),
+        )
+        .send();
+    let (retry, timeout) = once();
+    let eventbridge = aws_sdk_eventbridge::Client::new(sdk)
+        .put_events()
+        .set_entries(Some(Vec::new()))
+        .customize()
+        .config_override(
+            aws_sdk_eventbridge::config::Builder::default()
+                .retry_config(retry)
+                .timeout_config(timeout),
+        )
+        .send();
+    let (dynamodb, eventbridge) = futures::future::join(dynamodb, eventbridge).await;
+    tracing::debug!(
+        dynamodb_ok = dynamodb.is_ok(),
+        eventbridge_ok = eventbridge.is_ok(),
+        "connections warmed up"
+    );
 }
 
 /// Remaining time of an invocation from its context deadline (epoch ms). A deadline in the past

@@ -14,6 +14,7 @@ use lambda_bench::function::Launch;
 use lambda_bench::harness::Harness;
 use lambda_bench::report::{self, Flow};
 use lambda_bench::scenarios;
+use lambda_bench::stats::Summary;
 
 #[derive(Parser)]
 #[command(about = "Lambda init, warm duration, memory, AWS calls and cost of the real binaries")]
@@ -62,6 +63,12 @@ enum Command {
         /// Cold starts per function for the init share of the cost.
         #[arg(long, default_value_t = 5)]
         init_runs: usize,
+    },
+    /// First and second request of new orders-api environments (what init leaves for later).
+    First {
+        /// New environments.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
     },
     /// Sizes of the release binaries.
     Sizes,
@@ -118,6 +125,10 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
         Command::Init { runs } => {
             let h = setup().await?;
             init(&h, &bin_dir, runs, reference_env).await.map(|_| ())
+        }
+        Command::First { runs } => {
+            let h = setup().await?;
+            first(&h, runs).await
         }
         Command::Calls { orders, batch } => {
             let h = setup().await?;
@@ -216,6 +227,29 @@ async fn init(
     println!("## Init: exec to first /next poll\n");
     println!("{}", report::init_table(&summaries));
     Ok(medians)
+}
+
+async fn first(h: &Harness, runs: usize) -> Result<(), BenchError> {
+    eprintln!("  first: orders-api x {runs}");
+    let pairs = scenarios::first_requests(h, runs).await?;
+    let summary = |values: Vec<f64>| Summary::of(&values).map_or(0.0, |s| s.median);
+    let first = summary(pairs.iter().map(|p| p.0).collect());
+    let second = summary(pairs.iter().map(|p| p.1).collect());
+    println!(
+        "## First requests of a new orders-api environment (POST /orders, median of {runs})\n"
+    );
+    println!(
+        "{}",
+        report::table(
+            &["first ms", "second ms", "first - second ms"],
+            &[vec![
+                format!("{first:.2}"),
+                format!("{second:.2}"),
+                format!("{:.2}", first - second),
+            ]],
+        )
+    );
+    Ok(())
 }
 
 async fn calls(h: &Harness, orders: usize, batch: usize) -> Result<(), BenchError> {

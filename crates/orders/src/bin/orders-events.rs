@@ -1,10 +1,15 @@
 //! `orders-events` Lambda: SQS batches (or a bare EventBridge event) -> order status projection.
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use platform::init::WarmUp;
 
-#[tokio::main]
+// One thread: an environment serves one event at a time on a share of a vCPU, and worker
+// threads only add malloc arenas (peak RSS; see docs/performance.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let consumer = platform::init::function(orders::Config::from_env, orders::wire_events).await?;
+    let consumer =
+        platform::init::function(orders::Config::from_env, orders::wire_events, WarmUp::Off)
+            .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         let consumer = &consumer;
         async move {
