@@ -28,6 +28,8 @@ pub struct Launch {
     pub memory_mb: u32,
     /// The function timeout (each invocation's deadline).
     pub timeout: Duration,
+    /// A directory to copy the function's output into, one file per environment.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl Launch {
@@ -82,6 +84,7 @@ struct Output {
     stdout_lines: u64,
     init_report: Option<serde_json::Value>,
     tail: Vec<String>,
+    copy: Option<std::fs::File>,
 }
 
 impl Output {
@@ -92,6 +95,11 @@ impl Output {
             if self.init_report.is_none() && line.contains("\"started_at_us\"") {
                 self.init_report = serde_json::from_str(line).ok();
             }
+        }
+        if let Some(file) = self.copy.as_mut() {
+            use std::io::Write as _;
+            // A copy for reading, best effort: a full disk must not fail the measurement.
+            let _ = writeln!(file, "{line}");
         }
         if self.tail.len() == 20 {
             self.tail.remove(0);
@@ -128,7 +136,22 @@ impl Running {
         let mut child = command
             .spawn()
             .map_err(|e| BenchError::io(format!("starting {}", launch.binary.display()), e))?;
-        let output = Arc::new(Mutex::new(Output::default()));
+        let copy = match &launch.log_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| BenchError::io(format!("creating {}", dir.display()), e))?;
+                let path = dir.join(format!("{}-{spawned_epoch_us}.log", launch.name));
+                Some(
+                    std::fs::File::create(&path)
+                        .map_err(|e| BenchError::io(format!("creating {}", path.display()), e))?,
+                )
+            }
+            None => None,
+        };
+        let output = Arc::new(Mutex::new(Output {
+            copy,
+            ..Output::default()
+        }));
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(collect(stdout, Arc::clone(&output), true));
         }

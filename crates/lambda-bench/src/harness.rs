@@ -170,6 +170,7 @@ impl Harness {
                         env,
                         memory_mb,
                         timeout: Duration::from_secs(timeout),
+                        log_dir: None,
                     },
                     proxy,
                     queues,
@@ -189,13 +190,20 @@ impl Harness {
     }
 
     /// Adds `extra` to every function's environment (what-if measurements, e.g. another
-    /// certificate store), and keeps only the functions named in `only` when it is not empty.
-    pub fn adjust(mut self, extra: &BTreeMap<String, String>, only: &[String]) -> Self {
+    /// certificate store), keeps only the functions named in `only` when it is not empty, and
+    /// copies every environment's output into `log_dir` when given.
+    pub fn adjust(
+        mut self,
+        extra: &BTreeMap<String, String>,
+        only: &[String],
+        log_dir: Option<&Path>,
+    ) -> Self {
         if !only.is_empty() {
             self.sites.retain(|name, _| only.contains(name));
         }
         for site in self.sites.values_mut() {
             site.launch.env.extend(extra.clone());
+            site.launch.log_dir = log_dir.map(Path::to_owned);
         }
         self
     }

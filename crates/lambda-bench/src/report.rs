@@ -11,6 +11,47 @@ use crate::harness::{Case, Sample};
 use crate::scenarios::{InitRun, LoadRun};
 use crate::stats::Summary;
 
+/// The machine the figures come from: CPU model, cores, memory, kernel and load average (the
+/// box is shared: a high load average explains a wide p90).
+pub fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| {
+            let kib: f64 = l
+                .strip_prefix("MemTotal:")?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib / 1_048_576.0)
+        })
+        .unwrap_or_default();
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_owned();
+    let load: Vec<String> = read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .map(str::to_owned)
+        .collect();
+    format!(
+        "{model}, {cores} cores, {memory_gib:.1} GiB, Linux {kernel}, {} ({}), load average {}",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        load.join(" ")
+    )
+}
+
 /// A Markdown table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();

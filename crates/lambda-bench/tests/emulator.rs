@@ -24,6 +24,7 @@ fn launch(binary: PathBuf) -> Launch {
         .into(),
         memory_mb: 256,
         timeout: Duration::from_secs(15),
+        log_dir: None,
     }
 }
 

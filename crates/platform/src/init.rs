@@ -12,8 +12,9 @@ use crate::config::{ConfigError, Env};
 
 /// Installs the tracing subscriber lambda_runtime's `init_default_subscriber` would, in the same
 /// format (JSON lines without time or target when `AWS_LAMBDA_LOG_FORMAT=JSON`, which the
-/// template sets; text otherwise), with the level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's log-level
-/// control), else `RUST_LOG`, else INFO.
+/// template sets, with the span list but without repeating the current span; text otherwise),
+/// with the level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's log-level control), else `RUST_LOG`,
+/// else INFO.
 ///
 /// The filter is [`tracing_subscriber::filter::Targets`] rather than `EnvFilter`: it reads the
 /// same `level` and `target=level,...` directives, but not `EnvFilter`'s span and field-value
@@ -36,7 +37,12 @@ pub fn tracing() {
     let registry = tracing_subscriber::registry().with(filter);
     // A second install (a test, a host process) keeps the first subscriber: not an error.
     let _ = if json {
-        registry.with(format.json()).try_init()
+        // The span list already ends with the current span: printing it again as `span` only
+        // doubled the span fields of every line (a third of the log bytes, which CloudWatch
+        // bills per GB ingested).
+        registry
+            .with(format.json().with_current_span(false))
+            .try_init()
     } else {
         registry.with(format).try_init()
     };

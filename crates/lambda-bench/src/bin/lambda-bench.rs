@@ -31,6 +31,9 @@ struct Cli {
     /// Only these functions (default: every function of the template).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Copy every environment's output (its log lines) into this directory.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -110,15 +113,23 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 }
 
 async fn run(cli: Cli) -> Result<(), BenchError> {
+    println!("Machine: {}\n", report::machine());
+    let result = measure(cli).await;
+    println!("At the end: {}", report::machine());
+    result
+}
+
+async fn measure(cli: Cli) -> Result<(), BenchError> {
     let root = cli.root.canonicalize().unwrap_or(cli.root);
     let bin_dir = cli.bin_dir.unwrap_or_else(|| root.join("target/release"));
     let extra: BTreeMap<String, String> = cli.extra_env.into_iter().collect();
     let only = cli.only;
+    let keep_logs = cli.keep_logs;
     let reference_env = (only.is_empty() || only.iter().any(|o| o == REFERENCE)).then_some(&extra);
     let setup = || async {
         Harness::setup(&root, &bin_dir)
             .await
-            .map(|h| h.adjust(&extra, &only))
+            .map(|h| h.adjust(&extra, &only, keep_logs.as_deref()))
     };
     match cli.command {
         Command::Sizes => sizes(&bin_dir),
@@ -219,6 +230,7 @@ async fn init(
             env,
             memory_mb: 256,
             timeout: Duration::from_secs(15),
+            log_dir: None,
         };
         eprintln!("  init: {REFERENCE} x {runs}");
         let results = scenarios::init_runs(&launch, runs).await?;
