@@ -116,6 +116,29 @@ pub struct Running {
     output: Arc<Mutex<Output>>,
     spawned_epoch_us: u128,
     init: Duration,
+    init_schedule: Option<Schedule>,
+}
+
+/// Where the main thread's time went, from the kernel's scheduler statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time on a CPU.
+    pub on_cpu: Duration,
+    /// Time runnable but waiting for a CPU (other processes' load, on a shared machine).
+    pub waiting: Duration,
+}
+
+/// The scheduler statistics of a thread (`/proc/<pid>/schedstat`: ns on CPU, ns waiting on a
+/// run queue, time slices). `None` where the kernel does not provide them.
+pub fn schedule_of(pid: u32) -> Option<Schedule> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let on_cpu = fields.next()??;
+    let waiting = fields.next()??;
+    Some(Schedule {
+        on_cpu: Duration::from_nanos(on_cpu),
+        waiting: Duration::from_nanos(waiting),
+    })
 }
 
 impl Running {
@@ -181,6 +204,8 @@ impl Running {
         };
         match polled {
             Ok(at) => Ok(Self {
+                // Read while the runtime waits on /next: the counters are current.
+                init_schedule: child.id().and_then(schedule_of),
                 name: launch.name.clone(),
                 child,
                 api,
@@ -210,6 +235,12 @@ impl Running {
     /// Exec to first `/next` poll.
     pub fn init_duration(&self) -> Duration {
         self.init
+    }
+
+    /// The main thread's CPU and run-queue time from exec to the first poll (the runtime is
+    /// single-threaded, so this is nearly all of init's CPU).
+    pub fn init_schedule(&self) -> Option<Schedule> {
+        self.init_schedule
     }
 
     /// Wall-clock time of the exec, in microseconds since the epoch (to place the function's own

@@ -86,6 +86,10 @@ pub struct InitSummary {
     pub phases: Vec<(String, f64)>,
     /// Median RSS right after init, KiB.
     pub rss_kib: u64,
+    /// Median CPU time of the main thread until the first poll, ms.
+    pub cpu_ms: Option<f64>,
+    /// Median run-queue wait of the main thread until the first poll, ms.
+    pub wait_ms: Option<f64>,
 }
 
 /// Summarises `runs` of `function`; `None` without runs.
@@ -111,11 +115,14 @@ pub fn init_summary(function: &str, runs: &[InitRun]) -> Option<InitSummary> {
         .collect();
     let mut rss: Vec<u64> = runs.iter().map(|r| r.rss_kib).collect();
     rss.sort_unstable();
+    let median_of = |values: Vec<f64>| Summary::of(&values).map(|s| s.median);
     Some(InitSummary {
         function: function.to_owned(),
         total,
         phases,
         rss_kib: rss.get(rss.len() / 2).copied().unwrap_or_default(),
+        cpu_ms: median_of(runs.iter().filter_map(|r| r.cpu_ms).collect()),
+        wait_ms: median_of(runs.iter().filter_map(|r| r.wait_ms).collect()),
     })
 }
 
@@ -130,11 +137,13 @@ pub fn init_table(summaries: &[InitSummary]) -> String {
                 .map(|(name, v)| format!("{name} {v:.2}"))
                 .collect::<Vec<_>>()
                 .join(" · ");
+            let or_dash = |v: Option<f64>| v.map_or("-".to_owned(), f2);
             vec![
                 s.function.clone(),
                 s.total.n.to_string(),
                 f2(s.total.median),
                 format!("{} / {}", f2(s.total.min), f2(s.total.p90)),
+                format!("{} / {}", or_dash(s.cpu_ms), or_dash(s.wait_ms)),
                 phases,
                 f1(s.rss_kib as f64 / 1024.0),
             ]
@@ -146,6 +155,7 @@ pub fn init_table(summaries: &[InitSummary]) -> String {
             "runs",
             "init ms (median)",
             "min / p90",
+            "on CPU / waiting for a CPU, ms (median)",
             "median breakdown, ms",
             "RSS at first poll, MiB",
         ],
@@ -537,11 +547,14 @@ mod tests {
                 ("runtime to poll".into(), total - load),
             ],
             rss_kib: 4096,
+            cpu_ms: Some(total / 2.0),
+            wait_ms: None,
         };
         let summary = init_summary("f", &[run(10.0, 1.0), run(12.0, 3.0), run(11.0, 2.0)]).unwrap();
         assert_eq!(summary.total.median, 11.0);
         assert_eq!(summary.phases[0], ("exec to main".to_owned(), 2.0));
         assert_eq!(summary.rss_kib, 4096);
+        assert_eq!(summary.cpu_ms, Some(5.5));
         assert!(init_table(&[summary]).contains("| f | 3 | 11.00 |"));
     }
 }

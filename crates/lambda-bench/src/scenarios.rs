@@ -32,6 +32,10 @@ pub struct InitRun {
     pub phases: Vec<(String, f64)>,
     /// Resident set size right after the first poll, KiB.
     pub rss_kib: u64,
+    /// The main thread's time on a CPU until the first poll, ms (when the kernel reports it).
+    pub cpu_ms: Option<f64>,
+    /// The main thread's time waiting for a CPU until the first poll, ms.
+    pub wait_ms: Option<f64>,
 }
 
 /// Phases a function logs in its init line, in order (see `platform::init`).
@@ -44,6 +48,7 @@ pub async fn init_runs(launch: &Launch, runs: usize) -> Result<Vec<InitRun>, Ben
         let running = Running::start(launch, Duration::from_secs(20)).await?;
         let total_ms = ms(running.init_duration());
         let rss_kib = running.rss_kib().unwrap_or_default();
+        let schedule = running.init_schedule();
         let report = running.init_report().await;
         let phases = breakdown(report.as_ref(), running.spawned_epoch_us(), total_ms);
         running.stop().await;
@@ -52,6 +57,8 @@ pub async fn init_runs(launch: &Launch, runs: usize) -> Result<Vec<InitRun>, Ben
                 total_ms,
                 phases,
                 rss_kib,
+                cpu_ms: schedule.map(|s| ms(s.on_cpu)),
+                wait_ms: schedule.map(|s| ms(s.waiting)),
             });
         }
     }
