@@ -2,11 +2,13 @@
 //! every request is classified ([`crate::calls::classify`]) and forwarded unchanged (the SigV4
 //! signature covers the `Host` header, which is kept), and the answer is passed back.
 //!
-//! Each incoming connection gets its own upstream connection, so the function's connection pool
-//! behaves as it would against the real endpoint (one TCP connection per pooled connection).
+//! Connection headers are not passed on, so the function's connection pool behaves as against an
+//! AWS endpoint: its connections stay open between calls (the proxy opens a new connection to the
+//! stand-in for each call instead, since the stand-in closes every one after its answer).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{Request, Response, StatusCode};
@@ -25,6 +27,7 @@ type Upstream = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 pub struct CountingProxy {
     addr: SocketAddr,
     counts: Arc<Mutex<CallCounts>>,
+    accepted: Arc<AtomicU64>,
     server: JoinHandle<()>,
 }
 
@@ -43,10 +46,17 @@ impl CountingProxy {
             .local_addr()
             .map_err(|e| BenchError::io("reading the proxy port", e))?;
         let counts = Arc::new(Mutex::new(CallCounts::default()));
-        let server = tokio::spawn(serve(listener, upstream, Arc::clone(&counts)));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let server = tokio::spawn(serve(
+            listener,
+            upstream,
+            Arc::clone(&counts),
+            Arc::clone(&accepted),
+        ));
         Ok(Self {
             addr,
             counts,
+            accepted,
             server,
         })
     }
@@ -54,6 +64,12 @@ impl CountingProxy {
     /// `http://127.0.0.1:<port>`: the function's `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Connections the functions opened to the proxy so far (an SDK that keeps its connections
+    /// open opens one per concurrent call, once).
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// The calls counted so far.
@@ -71,24 +87,26 @@ impl Drop for CountingProxy {
     }
 }
 
-async fn serve(listener: TcpListener, upstream: String, counts: Arc<Mutex<CallCounts>>) {
+async fn serve(
+    listener: TcpListener,
+    upstream: String,
+    counts: Arc<Mutex<CallCounts>>,
+    accepted: Arc<AtomicU64>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let upstream = upstream.clone();
         let counts = Arc::clone(&counts);
         tokio::spawn(async move {
-            // One upstream connection per downstream connection, opened on its first request.
-            let sender: Arc<tokio::sync::Mutex<Option<Upstream>>> =
-                Arc::new(tokio::sync::Mutex::new(None));
             let service = hyper::service::service_fn(move |request| {
                 let upstream = upstream.clone();
                 let counts = Arc::clone(&counts);
-                let sender = Arc::clone(&sender);
                 async move {
-                    let response = forward(request, &upstream, &sender, &counts)
+                    let response = forward(request, &upstream, &counts)
                         .await
                         .unwrap_or_else(|e| {
                             let mut response =
@@ -121,7 +139,6 @@ async fn connect(upstream: &str) -> Result<Upstream, BenchError> {
 async fn forward(
     request: Request<Incoming>,
     upstream: &str,
-    sender: &tokio::sync::Mutex<Option<Upstream>>,
     counts: &Mutex<CallCounts>,
 ) -> Result<Response<Full<Bytes>>, BenchError> {
     let (parts, body) = request.into_parts();
@@ -136,26 +153,14 @@ async fn forward(
         .and_then(|v| v.to_str().ok());
     let (key, mut tally) = classify(target, &body);
 
-    let mut guard = sender.lock().await;
-    let usable = match guard.as_mut() {
-        Some(existing) => existing.ready().await.is_ok(),
-        None => false,
-    };
-    if !usable {
-        *guard = Some(connect(upstream).await?);
-    }
-    let Some(upstream_sender) = guard.as_mut() else {
-        return Err(BenchError::http(
-            "opening an upstream connection",
-            "no connection after connecting",
-        ));
-    };
-    let outgoing = Request::from_parts(parts, Full::new(body));
-    let response = upstream_sender
-        .send_request(outgoing)
+    let mut parts = parts;
+    strip_hop_by_hop(&mut parts.headers);
+    // A new upstream connection per call: the stand-in closes each one after its answer.
+    let mut sender = connect(upstream).await?;
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
         .await
         .map_err(|e| BenchError::http("forwarding to the stand-in", e))?;
-    drop(guard);
     let (parts, body) = response.into_parts();
     let body = body
         .collect()
@@ -163,9 +168,44 @@ async fn forward(
         .map_err(|e| BenchError::http("reading a stand-in response", e))?
         .to_bytes();
     mark_outcome(&mut tally, parts.status.as_u16(), &body);
+    let mut parts = parts;
+    strip_hop_by_hop(&mut parts.headers);
     counts
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .record(key, tally);
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// Removes the headers that describe one connection rather than the message (RFC 9110 7.6.1).
+/// The stand-in closes every connection after its answer (`Connection: close`); AWS endpoints
+/// keep them open, so passing that header on would make the function reconnect for every call,
+/// as it never does on Lambda.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_are_not_passed_on() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("connection", http::HeaderValue::from_static("close"));
+        headers.insert("x-amz-crc32", http::HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert!(headers.get("connection").is_none());
+        assert!(headers.get("x-amz-crc32").is_some());
+    }
 }

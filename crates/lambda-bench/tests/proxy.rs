@@ -1,6 +1,7 @@
 //! The counting proxy in front of the moto stand-in: an SDK client pointed at it works as
-//! against the stand-in itself, and every call is counted by operation and table, with a failed
-//! conditional write told apart (it is billed like any write).
+//! against the stand-in itself, every call is counted by operation and table, with a failed
+//! conditional write told apart (it is billed like any write), and the client keeps its
+//! connection open between calls, as against AWS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -48,4 +49,7 @@ async fn calls_through_the_proxy_are_counted_by_table_and_outcome() {
     let read_only = counts.since(&before_read);
     assert_eq!(read_only.total().calls, 1);
     assert_eq!(read_only.dynamodb_writes(None).calls, 0);
+    // moto answers `Connection: close`; the proxy does not pass it on, so the client kept its
+    // one connection for all three calls, as against an AWS endpoint.
+    assert_eq!(proxy.connections_accepted(), 1);
 }
