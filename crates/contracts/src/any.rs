@@ -54,35 +54,69 @@ impl ParseError {
     }
 }
 
-fn typed<E: DomainEvent>(detail: Value) -> Result<Detail<E>, ParseError> {
-    serde_json::from_value(detail).map_err(|source| ParseError::InvalidDetail {
-        detail_type: E::DETAIL_TYPE.to_owned(),
-        source,
-    })
+/// Where a detail is read from: an already parsed JSON value, or JSON text (parsed straight
+/// into the typed detail, with no intermediate value: the consumer's hot path).
+trait DetailSource {
+    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error>;
+}
+
+impl DetailSource for Value {
+    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error> {
+        serde_json::from_value(self)
+    }
+}
+
+impl DetailSource for &str {
+    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error> {
+        serde_json::from_str(self)
+    }
+}
+
+fn typed<E: DomainEvent>(detail: impl DetailSource) -> Result<Detail<E>, ParseError> {
+    detail
+        .typed::<E>()
+        .map_err(|source| ParseError::InvalidDetail {
+            detail_type: E::DETAIL_TYPE.to_owned(),
+            source,
+        })
+}
+
+fn parse_from(
+    source: &str,
+    detail_type: &str,
+    detail: impl DetailSource,
+) -> Result<AnyEvent, ParseError> {
+    fn is<E: DomainEvent>(source: &str, detail_type: &str) -> bool {
+        E::SOURCE == source && E::DETAIL_TYPE == detail_type
+    }
+    if is::<OrderCreated>(source, detail_type) {
+        typed(detail).map(AnyEvent::OrderCreated)
+    } else if is::<OrderPicked>(source, detail_type) {
+        typed(detail).map(AnyEvent::OrderPicked)
+    } else if is::<OrderShipped>(source, detail_type) {
+        typed(detail).map(AnyEvent::OrderShipped)
+    } else if is::<ReturnRequested>(source, detail_type) {
+        typed(detail).map(AnyEvent::ReturnRequested)
+    } else if is::<ReturnReceived>(source, detail_type) {
+        typed(detail).map(AnyEvent::ReturnReceived)
+    } else {
+        Err(ParseError::UnknownType {
+            source_name: source.chars().take(64).collect(),
+            detail_type: detail_type.chars().take(64).collect(),
+        })
+    }
 }
 
 impl AnyEvent {
     /// Parses `detail` as the type named by `source` and `detail_type`.
     pub fn parse(source: &str, detail_type: &str, detail: Value) -> Result<Self, ParseError> {
-        fn is<E: DomainEvent>(source: &str, detail_type: &str) -> bool {
-            E::SOURCE == source && E::DETAIL_TYPE == detail_type
-        }
-        if is::<OrderCreated>(source, detail_type) {
-            typed(detail).map(Self::OrderCreated)
-        } else if is::<OrderPicked>(source, detail_type) {
-            typed(detail).map(Self::OrderPicked)
-        } else if is::<OrderShipped>(source, detail_type) {
-            typed(detail).map(Self::OrderShipped)
-        } else if is::<ReturnRequested>(source, detail_type) {
-            typed(detail).map(Self::ReturnRequested)
-        } else if is::<ReturnReceived>(source, detail_type) {
-            typed(detail).map(Self::ReturnReceived)
-        } else {
-            Err(ParseError::UnknownType {
-                source_name: source.chars().take(64).collect(),
-                detail_type: detail_type.chars().take(64).collect(),
-            })
-        }
+        parse_from(source, detail_type, detail)
+    }
+
+    /// Like [`AnyEvent::parse`], from the detail's JSON text: the typed detail is read straight
+    /// from the text, without building a [`Value`] first.
+    pub fn parse_str(source: &str, detail_type: &str, detail: &str) -> Result<Self, ParseError> {
+        parse_from(source, detail_type, detail)
     }
 
     /// The event's metadata.

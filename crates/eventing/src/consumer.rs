@@ -7,8 +7,9 @@
 //! 2. records sharing an idempotency key within the batch are handled once: the first one
 //!    leads, identical copies follow its outcome (a copy with a different payload waits, as
 //!    "in progress", for a redelivery that the idempotency layer can judge);
-//! 3. leaders are handled concurrently (bounded) in their own tasks: `begin` -> handler; a
-//!    panic is caught and becomes that record's failure, releasing its claim;
+//! 3. leaders are handled concurrently (bounded), each behind its own `catch_unwind`:
+//!    `begin` -> handler; a panic is caught and becomes that record's failure, releasing its
+//!    claim;
 //! 4. the events of every claimed record are published in one [`EventPublisher::publish`] call;
 //! 5. each claimed record whose events were all accepted completes its claim (storing the keys
 //!    it emitted); the others release it and fail, so the source retries them.
@@ -25,7 +26,6 @@ use futures::{FutureExt, StreamExt};
 use idempotency::{Begin, Claim, Idempotency, IdempotencyError, Request};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
 use crate::{
     ConsumerError, EventHandler, EventPublisher, EventingError, FailedEntry, OutgoingEvent,
@@ -37,9 +37,9 @@ pub const DEFAULT_CONCURRENCY: usize = 10;
 
 /// The per-consumer entry point shared by every SQS-fed Lambda.
 ///
-/// Cheap to clone: everything is behind `Arc`s (the idempotency layer included). Its entry
-/// points spawn one Tokio task per record, so they must be awaited inside a Tokio runtime (as
-/// `lambda_runtime` provides).
+/// Cheap to clone: everything is behind `Arc`s (the idempotency layer included). The records of
+/// a batch run concurrently as futures of the caller's task; the adapters (the SDK, the
+/// publisher's back-off timer) need a Tokio runtime, as `lambda_runtime` provides.
 ///
 /// ```
 /// use contracts::AnyEvent;
@@ -262,9 +262,9 @@ enum Body {
 /// A record that parsed, ready for the idempotency layer.
 struct Parsed {
     event: AnyEvent,
+    /// Its validation hash (of the event's `data`) tells identical in-batch copies from
+    /// conflicting ones.
     request: Request,
-    /// The validated part of the payload, to tell identical in-batch copies from conflicting ones.
-    data: Value,
 }
 
 /// A record's progress through the pipeline.
@@ -308,31 +308,19 @@ pub fn idempotency_request(
     event: &AnyEvent,
     remaining: Option<Duration>,
 ) -> Result<Request, IdempotencyError> {
-    let data = event_data(event).map_err(IdempotencyError::Serialization)?;
-    request_for(event, &data, remaining)
-}
-
-fn request_for(
-    event: &AnyEvent,
-    data: &Value,
-    remaining: Option<Duration>,
-) -> Result<Request, IdempotencyError> {
-    let request = Request::new(event.metadata().idempotency_key.as_str())?.validate(data)?;
+    let request = Request::new(event.metadata().idempotency_key.as_str())?;
+    // Hashed from the typed data: unknown fields a producer added are not part of it.
+    let request = match event {
+        AnyEvent::OrderCreated(d) => request.validate(&d.data),
+        AnyEvent::OrderPicked(d) => request.validate(&d.data),
+        AnyEvent::OrderShipped(d) => request.validate(&d.data),
+        AnyEvent::ReturnRequested(d) => request.validate(&d.data),
+        AnyEvent::ReturnReceived(d) => request.validate(&d.data),
+    }?;
     Ok(match remaining {
         Some(remaining) => request.remaining_time(remaining),
         None => request,
     })
-}
-
-/// The typed `data` of an event, as JSON: unknown fields a producer added are not part of it.
-fn event_data(event: &AnyEvent) -> Result<Value, serde_json::Error> {
-    match event {
-        AnyEvent::OrderCreated(d) => serde_json::to_value(&d.data),
-        AnyEvent::OrderPicked(d) => serde_json::to_value(&d.data),
-        AnyEvent::OrderShipped(d) => serde_json::to_value(&d.data),
-        AnyEvent::ReturnRequested(d) => serde_json::to_value(&d.data),
-        AnyEvent::ReturnReceived(d) => serde_json::to_value(&d.data),
-    }
 }
 
 /// Reads an EventBridge envelope. `account`, `id`, `time`... are not required (moto's envelope
@@ -368,6 +356,10 @@ fn parse_envelope(envelope: Value, report: &mut RecordReport) -> Result<AnyEvent
 /// Envelope strings are untrusted and end up in logs: keep them short.
 fn clip(text: &str) -> String {
     const MAX_CHARS: usize = 128;
+    // No more bytes than the limit means no more characters either: one copy, no decoding.
+    if text.len() <= MAX_CHARS {
+        return text.to_owned();
+    }
     text.chars().take(MAX_CHARS).collect()
 }
 
@@ -380,12 +372,87 @@ fn parse_body(body: Body, report: &mut RecordReport) -> Result<AnyEvent, Eventin
             });
         }
         Body::Text(Some(text)) => {
+            if let Some(event) = parse_text_directly(&text, report) {
+                return Ok(event);
+            }
             serde_json::from_str(&text).map_err(|e| EventingError::MalformedRecord {
                 reason: format!("the body is not JSON ({e})"),
             })?
         }
     };
     parse_envelope(envelope, report)
+}
+
+/// Nesting the fast path takes. serde_json refuses to build a `Value` nested deeper than 128 but
+/// skips fields nobody reads at any depth: deeper bodies take the general path, which refuses
+/// them, so a deeply nested record is refused whichever field holds the nesting.
+const FAST_PATH_MAX_DEPTH: usize = 100;
+
+/// Whether `text` may nest arrays and objects deeper than `limit` (brackets inside strings
+/// count too, so this can say yes for a shallow body, never no for a deep one). Counting
+/// brackets is one vectorised pass; the exact depth is only worked out when there are many.
+fn may_nest_deeper_than(text: &str, limit: usize) -> bool {
+    let brackets = text.bytes().filter(|&b| b == b'[' || b == b'{').count();
+    if brackets <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The envelope fields the consumer reads, borrowed from the body's text.
+#[derive(serde::Deserialize)]
+struct EnvelopeText<'a> {
+    #[serde(borrow)]
+    source: &'a str,
+    #[serde(rename = "detail-type", borrow)]
+    detail_type: &'a str,
+    #[serde(borrow)]
+    detail: &'a serde_json::value::RawValue,
+}
+
+/// The fast path for a well-formed body: the envelope's fields borrowed from the text and the
+/// detail parsed straight into its type, with no intermediate [`Value`] (the consumer's hottest
+/// cost). `None` for anything else (not an object, nested deeper than
+/// [`FAST_PATH_MAX_DEPTH`], a missing or escaped field, a duplicate field, a detail its type
+/// refuses): the general path then parses it again and says exactly what is wrong, so errors
+/// read the same whichever path ran. The one difference: values in fields the consumer never
+/// reads (envelope fields other than `source`, `detail-type` and `detail`, unknown fields of
+/// the detail) are skipped unread, so one that a `Value` cannot hold, such as `1e400`, does not
+/// fail the record, as the contract's "consumers ignore unknown fields" asks.
+fn parse_text_directly(text: &str, report: &mut RecordReport) -> Option<AnyEvent> {
+    // A derived struct would also accept a JSON array positionally; an envelope is an object.
+    if !text.trim_start().starts_with('{') || may_nest_deeper_than(text, FAST_PATH_MAX_DEPTH) {
+        return None;
+    }
+    let envelope: EnvelopeText<'_> = serde_json::from_str(text).ok()?;
+    let event =
+        AnyEvent::parse_str(envelope.source, envelope.detail_type, envelope.detail.get()).ok()?;
+    report.source = Some(clip(envelope.source));
+    report.detail_type = Some(clip(envelope.detail_type));
+    Some(event)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -621,7 +688,7 @@ impl Consumer {
                             let leader = *leader.get();
                             let identical = matches!(
                                 stages.get(leader),
-                                Some(Stage::Parsed(first)) if first.data == parsed.data
+                                Some(Stage::Parsed(first)) if first.request.validation_hash() == parsed.request.validation_hash()
                             );
                             if identical {
                                 Stage::Follower(leader)
@@ -642,39 +709,40 @@ impl Consumer {
         (reports, stages)
     }
 
-    /// Phase 2: claims and handles the leaders concurrently (bounded), each in its own task so a
-    /// panic anywhere in it stays with its record.
+    /// Phase 2: claims and handles the leaders concurrently (bounded), each behind its own
+    /// `catch_unwind`, so a panic anywhere in it stays with its record. They run as futures of
+    /// this task rather than spawned tasks: Lambda's runtime has one thread anyway, and a task
+    /// per record cost a heap-allocated task, a copy of its large future and a wake-up each.
     async fn handle_leaders(&self, stages: &mut [Stage]) {
-        let semaphore = Arc::new(Semaphore::new(self.concurrency));
-        let mut tasks = Vec::new();
+        let mut leaders = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
             if !matches!(stage, Stage::Parsed(_)) {
                 continue;
             }
-            let Stage::Parsed(parsed) = std::mem::replace(stage, Stage::Running) else {
-                continue;
-            };
-            let handler = Arc::clone(&self.handler);
-            let idempotency = self.idempotency.clone();
-            let semaphore = Arc::clone(&semaphore);
-            let task = tokio::spawn(async move {
-                // The semaphore is never closed, so acquiring cannot fail; if it somehow did,
-                // running unbounded beats not running.
-                let _permit = semaphore.acquire_owned().await.ok();
-                begin_and_handle(handler, idempotency, *parsed).await
-            });
-            tasks.push((index, task));
+            if let Stage::Parsed(parsed) = std::mem::replace(stage, Stage::Running) {
+                leaders.push((index, parsed));
+            }
         }
-        for (index, task) in tasks {
-            let result = task.await.unwrap_or_else(|join| {
-                Err(EventingError::Panicked {
-                    message: if join.is_panic() {
-                        panic_message(&*join.into_panic())
-                    } else {
-                        "the record's task was cancelled".to_owned()
-                    },
-                })
-            });
+        let results: Vec<(usize, Result<Handled, EventingError>)> = futures::stream::iter(leaders)
+            .map(|(index, parsed)| {
+                let handled =
+                    begin_and_handle(Arc::clone(&self.handler), self.idempotency.clone(), *parsed);
+                async move {
+                    let result = AssertUnwindSafe(handled)
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| {
+                            Err(EventingError::Panicked {
+                                message: panic_message(&*panic),
+                            })
+                        });
+                    (index, result)
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (index, result) in results {
             if let Some(stage) = stages.get_mut(index) {
                 *stage = match result {
                     Ok(Handled::Replayed) => Stage::Done(Ok(RecordOutcome::Replayed)),
@@ -783,14 +851,9 @@ fn prepare(
     report.idempotency_key = Some(metadata.idempotency_key.to_string());
     report.correlation_id = Some(metadata.correlation_id.clone());
     report.event_id = Some(metadata.event_id.clone());
-    let data = event_data(&event).map_err(EventingError::Serialization)?;
-    let request = request_for(&event, &data, remaining)?;
+    let request = idempotency_request(&event, remaining)?;
     report.key_hash = request.key_hash().map(str::to_owned);
-    Ok(Parsed {
-        event,
-        request,
-        data,
-    })
+    Ok(Parsed { event, request })
 }
 
 /// Completes a handled record's claim when all its events were accepted, else releases it.
@@ -926,4 +989,91 @@ fn finish(
         },
         errors,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope_with(resources: &str, id: &str) -> String {
+        format!(
+            r#"{{"version":"0","id":{id},"source":"com.fulfillment","detail-type":"OrderPicked","resources":{resources},"detail":{{"metadata":{{"idempotency-key":"k-1","event-id":"e-1","schema-version":"1","correlation-id":"c","occurred-at":"2026-11-23T10:52:10Z"}},"data":{{"order-id":"1","customer-id":"2","items":[],"warehouse-id":"W","picked-at":"2026-11-23T10:52:10Z"}}}}}}"#
+        )
+    }
+
+    fn general_event(text: &str) -> Option<AnyEvent> {
+        let mut report = RecordReport::new(String::new());
+        let value = serde_json::from_str::<Value>(text).ok()?;
+        parse_envelope(value, &mut report).ok()
+    }
+
+    fn fast_event(text: &str) -> Option<AnyEvent> {
+        parse_text_directly(text, &mut RecordReport::new(String::new()))
+    }
+
+    #[test]
+    fn both_paths_read_the_same_event_and_refuse_the_same_envelopes() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let bodies = [
+            envelope_with("[]", r#""id-1""#),
+            envelope_with(&deep(50), r#""id-1""#),
+            envelope_with(r#"["arn:aws:events:us-east-1:1:rule/r","[{"]"#, r#""id-1""#),
+            envelope_with("[]", r#""\x""#),
+            envelope_with("[]", "123456789012345678901234567890"),
+            envelope_with("[]", r#""id-1","source":"com.orders""#),
+            envelope_with("[]", r#""id-1"}"#),
+            envelope_with(&deep(101), r#""id-1""#),
+            envelope_with(&deep(129), r#""id-1""#),
+            envelope_with(&deep(100_000), r#""id-1""#),
+        ];
+        for body in &bodies {
+            let (fast, general) = (fast_event(body), general_event(body));
+            if let Some(fast) = &fast {
+                assert_eq!(
+                    Some(fast),
+                    general.as_ref(),
+                    "{}",
+                    &body[..body.len().min(200)]
+                );
+            }
+        }
+        assert!(
+            fast_event(&bodies[0]).is_some(),
+            "a plain envelope takes the fast path"
+        );
+        for deep_body in &bodies[8..] {
+            assert!(fast_event(deep_body).is_none() && general_event(deep_body).is_none());
+        }
+    }
+
+    #[test]
+    fn a_value_no_one_reads_is_skipped_even_when_a_value_tree_cannot_hold_it() {
+        for body in [
+            envelope_with("[1e400]", r#""id-1""#),
+            envelope_with("[]", r#""\ud800""#),
+        ] {
+            assert!(
+                general_event(&body).is_none(),
+                "a Value refuses 1e400 and lone surrogates"
+            );
+            assert!(
+                fast_event(&body).is_some(),
+                "the consumer never reads `resources` or `id`"
+            );
+        }
+    }
+
+    #[test]
+    fn bracket_depth_is_counted_outside_strings_only() {
+        assert!(!may_nest_deeper_than(
+            &format!("\"{}\"", "[".repeat(500)),
+            100
+        ));
+        assert!(may_nest_deeper_than(&"[".repeat(101), 100));
+        assert!(!may_nest_deeper_than(
+            &format!("{}{}", "[]".repeat(500), "{}"),
+            100
+        ));
+        assert!(!may_nest_deeper_than(r#"{"a":"\"[[["}"#, 1));
+    }
 }
