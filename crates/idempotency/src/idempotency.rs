@@ -82,6 +82,18 @@ impl Inner {
     }
 }
 
+/// A fencing token unique to one claim attempt, in the 32-hex-digit form of a UUID: 64 random
+/// bits drawn once per process (two containers' tokens never meet in practice) followed by a
+/// per-process counter (two claims of one process never share one). Drawing 128 fresh random
+/// bits per claim cost a `getrandom` system call on every record.
+fn owner_token() -> String {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let claim = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:016x}{claim:016x}")
+}
+
 /// Makes operations idempotent against one store and configuration.
 ///
 /// Cheap to clone (an `Arc` inside); clones share the store, the local cache and the counters.
@@ -387,7 +399,7 @@ impl Idempotency {
                 in_progress_expiration: Some(now.saturating_add(duration_millis(timeout))),
                 data: None,
                 validation: request.validation_hash().map(str::to_owned),
-                owner: uuid::Uuid::new_v4().simple().to_string(),
+                owner: owner_token(),
             };
             bump(&metrics.claim_calls);
             store_calls += 1;

@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod canonical;
 mod clock;
 mod config;
 mod error;

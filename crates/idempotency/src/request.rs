@@ -1,5 +1,6 @@
 //! Requests, key extraction and the stable key format.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -121,63 +122,106 @@ impl<Ev: ?Sized, K: Serialize, F: Fn(&Ev) -> Option<K>> KeyExtractor<Ev> for F {
 /// JSON, which is serde_json's compact text with every object's keys sorted by their UTF-8 bytes,
 /// at every depth. Numbers keep serde_json's rendering, so `1` and `1.0` hash differently.
 pub fn hash_json<T: Serialize + ?Sized>(value: &T) -> Result<String, IdempotencyError> {
-    let value = serde_json::to_value(value).map_err(IdempotencyError::Serialization)?;
-    Ok(hash_value(&value))
+    let mut text = Vec::with_capacity(256);
+    write_canonical_of(value, &mut text)?;
+    Ok(sha256_hex(&text))
 }
 
 /// The canonical JSON text [`hash_json`] hashes.
 pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<String, IdempotencyError> {
+    let mut out = Vec::new();
+    write_canonical_of(value, &mut out)?;
+    // Every byte written is JSON text produced from Rust strings: always UTF-8.
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Writes `value`'s canonical JSON: straight from its `Serialize` impl when the direct writer
+/// supports everything in it (typed events always), else through a [`Value`]. Both give the
+/// same bytes.
+fn write_canonical_of<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), IdempotencyError> {
+    if crate::canonical::write(value, out).is_ok() {
+        return Ok(());
+    }
+    out.clear();
     let value = serde_json::to_value(value).map_err(IdempotencyError::Serialization)?;
-    let mut out = String::new();
-    write_canonical(&value, &mut out);
-    Ok(out)
+    write_canonical(&value, out);
+    Ok(())
+}
+
+/// The canonical text of a [`Value`] by the general path (the direct writer's tests compare
+/// against it).
+#[cfg(test)]
+pub(crate) fn canonical_via_value(value: &Value) -> String {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn hash_value(value: &Value) -> String {
-    let mut text = String::new();
+    let mut text = Vec::with_capacity(256);
     write_canonical(value, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
+    sha256_hex(&text)
+}
+
+/// Lower-case hex of the SHA-256 of `bytes`, through a stack buffer (`hex::encode` collects
+/// characters one by one).
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hex = [0u8; 64];
+    // 32 digest bytes always fit 64 hex digits, and hex digits are ASCII.
+    match hex::encode_to_slice(Sha256::digest(bytes), &mut hex) {
+        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
+        Err(_) => hex::encode(Sha256::digest(bytes)),
+    }
 }
 
 // Sorting explicitly rather than relying on serde_json's BTreeMap: another crate in the build
-// enabling `preserve_order` would otherwise silently change every key.
-fn write_canonical(value: &Value, out: &mut String) {
+// enabling `preserve_order` would otherwise silently change every key. Written into one buffer
+// with no allocation per string or number (this runs for every record a consumer sees).
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        // `Number`'s Display is serde_json's own rendering of it.
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_string(k, out);
-                out.push(':');
+                out.push(b':');
                 write_canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    // Serializing a &str to JSON cannot fail; fall back to an empty string literal regardless
-    // rather than panic.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    // Writing a &str as JSON into a Vec cannot fail (no I/O, no non-string keys); write an empty
+    // string literal regardless rather than panic.
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
 }
 
 fn is_empty_material(value: &Value) -> bool {
