@@ -279,6 +279,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
     let Some(decision) = decision else {
         return Ok(forward_or_502(&shared, &parts, body).await);
     };
+    // Subscribed before the fault is announced: a test that waits for the hang and then
+    // releases it must find this request already listening, or the release is missed and the
+    // request hangs for good.
+    let mut release = shared.release.subscribe();
     shared.note_injected(&decision);
     tracing::debug!(rule = %decision.rule, kind = decision.fault.kind(), operation, "injecting a fault");
     let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
@@ -311,7 +315,6 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
             fail_entries(&shared, &parts, body, share, &code).await
         }
         Fault::Hang => {
-            let mut release = shared.release.subscribe();
             let mut shutdown = shared.shutdown.clone();
             tokio::select! {
                 _ = release.changed() => {}
