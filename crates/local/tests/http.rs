@@ -148,7 +148,10 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
         r#"{{"order-id":{},"reason":"chipped","items":[{{"sku":"SKU-RED-MUG","quantity":1}}]}}"#,
         order["order-id"]
     );
-    let requested = curl(
+    // The orders projection and support's shipped-orders projection consume OrderShipped
+    // independently: "Shipped" on the order does not mean support has seen it yet, and until it
+    // has, a return is a 409 OrderNotShipped that the client retries (same Idempotency-Key).
+    let mut requested = curl(
         a,
         "POST",
         "/returns",
@@ -156,6 +159,20 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
         return_body.as_bytes(),
     )
     .await;
+    for _ in 0..400 {
+        if requested.status != 409 || requested.json()["error"]["type"] != "OrderNotShipped" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        requested = curl(
+            a,
+            "POST",
+            "/returns",
+            &[("Idempotency-Key", "http-ret-1")],
+            return_body.as_bytes(),
+        )
+        .await;
+    }
     assert_eq!(requested.status, 201, "{}", requested.body);
     let return_id = requested.json()["return-id"].as_str().unwrap().to_owned();
     let received = curl(
