@@ -273,7 +273,7 @@ enum Stage {
     Done(Result<RecordOutcome, EventingError>),
     /// Parsed; waiting for its turn (boxed: the typed event is large and most stages are not).
     Parsed(Box<Parsed>),
-    /// In its task.
+    /// Being claimed and handled.
     Running,
     /// An identical copy of the record at this index of the batch.
     Follower(usize),
@@ -477,10 +477,11 @@ async fn release(claim: Claim) {
     }
 }
 
-/// Claims the record and runs the handler (the part that runs concurrently, in its own task).
+/// Claims the record and runs the handler (the part that runs concurrently with the batch's
+/// other records).
 async fn begin_and_handle(
-    handler: Arc<dyn EventHandler>,
-    idempotency: Idempotency,
+    handler: &dyn EventHandler,
+    idempotency: &Idempotency,
     parsed: Parsed,
 ) -> Result<Handled, EventingError> {
     let claim = match idempotency.begin(&parsed.request).await? {
@@ -493,8 +494,8 @@ async fn begin_and_handle(
             });
         }
     };
-    // Caught here rather than only at the task boundary so the claim is released at once and a
-    // retry need not wait for it to expire.
+    // Caught here rather than only around the whole record so the claim is released at once and
+    // a retry need not wait for it to expire.
     let error = match AssertUnwindSafe(handler.handle(&parsed.event))
         .catch_unwind()
         .await
@@ -725,8 +726,7 @@ impl Consumer {
         }
         let results: Vec<(usize, Result<Handled, EventingError>)> = futures::stream::iter(leaders)
             .map(|(index, parsed)| {
-                let handled =
-                    begin_and_handle(Arc::clone(&self.handler), self.idempotency.clone(), *parsed);
+                let handled = begin_and_handle(&*self.handler, &self.idempotency, *parsed);
                 async move {
                     let result = AssertUnwindSafe(handled)
                         .catch_unwind()

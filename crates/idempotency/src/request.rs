@@ -169,11 +169,12 @@ fn hash_value(value: &Value) -> String {
 /// Lower-case hex of the SHA-256 of `bytes`, through a stack buffer (`hex::encode` collects
 /// characters one by one).
 fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
     let mut hex = [0u8; 64];
     // 32 digest bytes always fit 64 hex digits, and hex digits are ASCII.
-    match hex::encode_to_slice(Sha256::digest(bytes), &mut hex) {
+    match hex::encode_to_slice(digest, &mut hex) {
         Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
-        Err(_) => hex::encode(Sha256::digest(bytes)),
+        Err(_) => hex::encode(digest),
     }
 }
 
