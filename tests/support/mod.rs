@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventing::{Consumer, RecordOutcome};
@@ -55,7 +55,7 @@ pub fn env_of(stack: &LocalStack, function: &str) -> Env<impl Fn(&str) -> Option
 /// The SDK configuration a function loads (`platform::init`: standard retries, 3 attempts, 1 s
 /// connect / 2 s attempt / 5 s call), with the endpoint at `endpoint` and dummy credentials.
 pub async fn product_sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    platform::init::loader()
         .region(aws_config::Region::new(testkit::REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -65,11 +65,6 @@ pub async fn product_sdk(endpoint: &str) -> SdkConfig {
             None,
             "resilience",
         ))
-        .retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(platform::init::SDK_MAX_ATTEMPTS),
-        )
-        .timeout_config(platform::init::sdk_timeouts())
         .load()
         .await
 }

@@ -13,17 +13,12 @@ use testkit::{LocalStack, moto, template};
 
 /// The SDK configuration a function gets (`platform::init::aws_config`), pointed at `endpoint`.
 async fn product_sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    platform::init::loader()
         .region(aws_config::Region::new(testkit::REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "faults",
         ))
-        .retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(platform::init::SDK_MAX_ATTEMPTS),
-        )
-        .timeout_config(platform::init::sdk_timeouts())
         .load()
         .await
 }
@@ -269,6 +264,7 @@ async fn a_hung_call_can_be_awaited_and_released() {
     .await;
     let direct = aws_sdk_dynamodb::Client::new(
         &aws_config::defaults(BehaviorVersion::latest())
+            .http_client(platform::init::http_client(true))
             .region(aws_config::Region::new(testkit::REGION))
             .endpoint_url(s.proxy.endpoint())
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

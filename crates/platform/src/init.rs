@@ -83,8 +83,14 @@ pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-fn loader() -> aws_config::ConfigLoader {
+/// aws-config's loader with the product's HTTP client (rustls with ring, trusting the OS trust
+/// store) and the retry and timeout policy above: what every process that is not a Lambda
+/// function (the local runner, tests, tools) starts from. The SDK crates are built without
+/// their default HTTP client (one TLS stack in every binary), so a configuration loaded
+/// without this one would have no client at all.
+pub fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client(true))
         .retry_config(
             aws_config::retry::RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS),
         )
@@ -146,10 +152,12 @@ pub fn lambda_sdk_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> aws_con
     builder.build()
 }
 
-/// The HTTP client of a Lambda function: rustls with aws-lc (the SDK's default TLS stack),
-/// trusting [`AMAZON_TRUST_SERVICES_ROOTS`] unless `SSL_CERT_FILE` / `SSL_CERT_DIR` ask for the
-/// OS trust store. (Unlike the SDK's default client it ignores `HTTPS_PROXY`: Lambda sets none.)
-fn http_client(os_trust_store: bool) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The HTTP client of every SDK configuration: rustls with ring as its crypto provider (the
+/// SDK's default would be aws-lc, 0.9 MB more per binary for nothing AWS endpoints need),
+/// trusting [`AMAZON_TRUST_SERVICES_ROOTS`], or the OS trust store when asked (Lambda: when
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` are set). Plain `http://` endpoints (a stand-in on loopback)
+/// work too. Unlike the SDK's default client it ignores `HTTPS_PROXY`: Lambda sets none.
+pub fn http_client(os_trust_store: bool) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
     let trust_store = if os_trust_store {
         TrustStore::default()
@@ -157,7 +165,7 @@ fn http_client(os_trust_store: bool) -> aws_smithy_runtime_api::client::http::Sh
         TrustStore::empty().with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
     };
     let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
-        tls::rustls_provider::CryptoMode::AwsLc,
+        tls::rustls_provider::CryptoMode::Ring,
     ));
     // Building a TLS context cannot fail today; if it ever does, the OS trust store still works.
     match TlsContext::builder().with_trust_store(trust_store).build() {

@@ -129,7 +129,10 @@ impl Moto {
 
 /// SDK configuration for a stand-in at `endpoint`, with dummy credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    // The SDK's default retries and timeouts (a stand-in on a busy test machine can be slow),
+    // with the product's HTTP client: the SDK crates are built without one of their own.
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(platform::init::http_client(true))
         .region(aws_config::Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
