@@ -673,7 +673,8 @@ impl Consumer {
     ) -> (Vec<RecordReport>, Vec<Stage>) {
         let mut reports = Vec::with_capacity(incoming.len());
         let mut stages: Vec<Stage> = Vec::with_capacity(incoming.len());
-        let mut leaders: HashMap<String, usize> = HashMap::new();
+        let mut leaders: HashMap<String, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(incoming.len(), Default::default());
         for (index, (message_id, body)) in incoming.into_iter().enumerate() {
             let mut report = RecordReport::new(message_id);
             let stage = match prepare(body, remaining, &mut report) {

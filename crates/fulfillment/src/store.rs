@@ -23,8 +23,8 @@ pub trait FulfillmentStore: Send + Sync {
 /// In-memory adapter: unit tests and the local runner.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryFulfillmentStore {
-    picks: Arc<Mutex<HashMap<String, Pick>>>,
-    shipments: Arc<Mutex<HashMap<String, Shipment>>>,
+    picks: Arc<Mutex<HashMap<String, Pick, foldhash::fast::RandomState>>>,
+    shipments: Arc<Mutex<HashMap<String, Shipment, foldhash::fast::RandomState>>>,
 }
 
 impl InMemoryFulfillmentStore {

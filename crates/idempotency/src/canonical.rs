@@ -12,6 +12,7 @@
 //! are always exactly what `serde_json::to_value` plus sorting would give (a property test below
 //! holds the two paths equal).
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::io::Write as _;
 
@@ -216,26 +217,26 @@ impl<'a> ser::Serializer for Canonical<'a> {
             variant: true,
         })
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Object<'a>, Unsupported> {
-        Ok(Object::new(self.out, false))
+    fn serialize_map(self, len: Option<usize>) -> Result<Object<'a>, Unsupported> {
+        Ok(Object::new(self.out, false, len.unwrap_or(0)))
     }
-    fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Object<'a>, Unsupported> {
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Object<'a>, Unsupported> {
         if is_private_token(name) {
             return Err(Unsupported);
         }
-        Ok(Object::new(self.out, false))
+        Ok(Object::new(self.out, false, len))
     }
     fn serialize_struct_variant(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
-        _len: usize,
+        len: usize,
     ) -> Result<Object<'a>, Unsupported> {
         self.out.push(b'{');
         write_str(self.out, variant)?;
         self.out.push(b':');
-        Ok(Object::new(self.out, true))
+        Ok(Object::new(self.out, true, len))
     }
 }
 
@@ -296,25 +297,32 @@ pub(crate) struct Object<'a> {
     out: &'a mut Vec<u8>,
     /// Inside `{"variant":{...}}`: one more brace to close.
     variant: bool,
-    /// Each entry's key and the span of its value in `values`.
-    entries: Vec<(String, std::ops::Range<usize>)>,
+    /// Each entry's key (a struct's field names are borrowed: no allocation per field) and the
+    /// span of its value in `values`.
+    entries: Vec<(Cow<'static, str>, std::ops::Range<usize>)>,
     values: Vec<u8>,
     /// A key given by `serialize_key`, waiting for its value.
     pending_key: Option<String>,
 }
 
 impl<'a> Object<'a> {
-    fn new(out: &'a mut Vec<u8>, variant: bool) -> Self {
+    /// `len`: the number of entries announced (sizes the buffers; 0 when unknown).
+    fn new(out: &'a mut Vec<u8>, variant: bool, len: usize) -> Self {
         Self {
             out,
             variant,
-            entries: Vec::new(),
-            values: Vec::new(),
+            entries: Vec::with_capacity(len),
+            // A typical value (an id, a timestamp, an amount) is under 32 bytes of JSON.
+            values: Vec::with_capacity(len.saturating_mul(32)),
             pending_key: None,
         }
     }
 
-    fn entry<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Result<(), Unsupported> {
+    fn entry<T: Serialize + ?Sized>(
+        &mut self,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<(), Unsupported> {
         let start = self.values.len();
         value.serialize(Canonical {
             out: &mut self.values,
@@ -362,7 +370,7 @@ impl ser::SerializeMap for Object<'_> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
         let key = self.pending_key.take().ok_or(Unsupported)?;
-        self.entry(key, value)
+        self.entry(Cow::Owned(key), value)
     }
     fn end(self) -> Result<(), Unsupported> {
         self.close()
@@ -380,7 +388,7 @@ macro_rules! struct_impl {
                 key: &'static str,
                 value: &T,
             ) -> Result<(), Unsupported> {
-                self.entry(key.to_owned(), value)
+                self.entry(Cow::Borrowed(key), value)
             }
             fn end(self) -> Result<(), Unsupported> {
                 self.close()

@@ -24,6 +24,19 @@ impl Request {
     /// Key material that carries no value (`null`, `""`, `[]`, `{}`, or containers of only such
     /// values) is [`IdempotencyError::KeyMissing`], so keyless requests never share one hash.
     pub fn new<K: Serialize + ?Sized>(key_material: &K) -> Result<Self, IdempotencyError> {
+        // The common key, one string, is written and hashed directly; anything else goes through
+        // a `Value`, where emptiness of containers is judged. Both hash the same canonical text.
+        let mut text = Vec::with_capacity(64);
+        if crate::canonical::write(key_material, &mut text).is_ok() && text.first() == Some(&b'"') {
+            if text == b"\"\"" {
+                return Err(IdempotencyError::KeyMissing);
+            }
+            return Ok(Self {
+                key_hash: Some(sha256_hex(&text)),
+                validation: None,
+                remaining: None,
+            });
+        }
         let value = serde_json::to_value(key_material).map_err(IdempotencyError::Serialization)?;
         if is_empty_material(&value) {
             return Err(IdempotencyError::KeyMissing);
@@ -253,6 +266,32 @@ mod tests {
             request.key_hash(),
             Some("ef804e9e6d771ca33e1409b94c9fb10d5ce990e0bf1c11fba6f5ff207448ff86")
         );
+    }
+
+    #[test]
+    fn a_string_key_hashes_its_json_text_directly_and_an_empty_one_is_missing() {
+        // Pinned: SHA-256 of `"k-1"` (with the quotes), computed independently (Python hashlib).
+        let direct = Request::new("k-1").unwrap();
+        assert_eq!(
+            direct.key_hash(),
+            Some("f613e2ddb1ed1aefc2d87a1bc773c3a3e671f40809ffe8875486d58482e5259a")
+        );
+        for key in ["k-1", "with \"quotes\" and \\", "ünïcödé", "tab\tnewline\n"] {
+            let via_value = hash_value(&json!(key));
+            assert_eq!(
+                Request::new(key).unwrap().key_hash(),
+                Some(via_value.as_str()),
+                "{key}"
+            );
+        }
+        assert!(matches!(
+            Request::new(""),
+            Err(IdempotencyError::KeyMissing)
+        ));
+        assert!(matches!(
+            Request::new(&String::new()),
+            Err(IdempotencyError::KeyMissing)
+        ));
     }
 
     #[test]

@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::{SecondsFormat, Utc};
-use eventing::{BatchReport, EventPublisher, FailedEntry, OutgoingEvent, PublishError};
+use eventing::{
+    BatchReport, EventPublisher, FailedEntry, OutgoingEvent, PublishError, RecordOutcome,
+};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::flow::{DeadLetter, Delivery, Denied, Flow, FlowObserver, Next, Summary, Unrouted};
+use crate::flow::{
+    DeadLetter, Delivery, Denied, Flow, FlowObserver, Next, Summary, TargetStats, Unrouted,
+};
 use crate::router::Router;
 use crate::topology::{PublishGrant, Topology};
 
@@ -235,9 +239,17 @@ impl std::fmt::Debug for Bus {
     }
 }
 
-fn json_string(s: &str) -> String {
-    // Serializing a string cannot fail; an empty string literal is a safe fallback regardless.
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+/// Appends `s` as a JSON string literal. Names such as sources and detail types need no
+/// escaping and are copied as they are; anything else goes through serde_json.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // Serializing a string cannot fail; an empty string literal is a safe fallback regardless.
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+    }
 }
 
 impl Bus {
@@ -321,20 +333,33 @@ impl Bus {
     /// per id.
     fn next_id(&self) -> String {
         let low = self.ids.fetch_add(1, Ordering::Relaxed);
-        uuid::Uuid::from_u64_pair(self.id_base, low).to_string()
+        let mut text = uuid::Uuid::encode_buffer();
+        uuid::Uuid::from_u64_pair(self.id_base, low)
+            .hyphenated()
+            .encode_lower(&mut text)
+            .to_owned()
     }
 
     /// The EventBridge envelope a rule target receives, as SQS carries it in a message body.
+    /// Written piece by piece rather than with `format!` (every published event pays for it).
     fn envelope(&self, entry: &Entry, time: &str) -> String {
-        format!(
-            "{{\"version\":\"0\",\"id\":\"{}\",\"detail-type\":{},\"source\":{},\"account\":\"{}\",\"time\":\"{time}\",\"region\":\"{}\",\"resources\":[],\"detail\":{}}}",
-            self.next_id(),
-            json_string(&entry.detail_type),
-            json_string(&entry.source),
-            self.account,
-            self.region,
-            entry.detail,
-        )
+        let mut body = String::with_capacity(entry.detail.len() + 256);
+        body.push_str("{\"version\":\"0\",\"id\":\"");
+        body.push_str(&self.next_id());
+        body.push_str("\",\"detail-type\":");
+        push_json_string(&mut body, &entry.detail_type);
+        body.push_str(",\"source\":");
+        push_json_string(&mut body, &entry.source);
+        body.push_str(",\"account\":");
+        push_json_string(&mut body, &self.account);
+        body.push_str(",\"time\":");
+        push_json_string(&mut body, time);
+        body.push_str(",\"region\":");
+        push_json_string(&mut body, &self.region);
+        body.push_str(",\"resources\":[],\"detail\":");
+        body.push_str(&entry.detail);
+        body.push('}');
+        body
     }
 
     /// Where an entry put on `bus` would go, without sending it: `(rule, queue)` logical ids.
@@ -547,12 +572,17 @@ impl Bus {
             .map(|m| {
                 let mut record = SqsMessage::default();
                 record.message_id = Some(m.id.clone());
-                record.receipt_handle = Some(format!("local-{}-{}", m.id, m.receive_count));
+                let count = m.receive_count.to_string();
+                let mut receipt = String::with_capacity(m.id.len() + count.len() + 7);
+                receipt.push_str("local-");
+                receipt.push_str(&m.id);
+                receipt.push('-');
+                receipt.push_str(&count);
+                record.receipt_handle = Some(receipt);
                 record.body = Some(m.body.clone());
-                record.attributes.insert(
-                    "ApproximateReceiveCount".to_owned(),
-                    m.receive_count.to_string(),
-                );
+                record
+                    .attributes
+                    .insert("ApproximateReceiveCount".to_owned(), count);
                 record.event_source = Some("aws:sqs".to_owned());
                 record.event_source_arn = Some(arn.clone());
                 record.aws_region = Some(region.clone());
@@ -569,31 +599,33 @@ impl Bus {
         let Some(queue) = self.queues.get(batch.queue) else {
             return;
         };
-        let target = queue.target.clone().unwrap_or_default();
+        let target = queue.target.as_deref().unwrap_or_default();
+        let observed = self.observed();
         let mut lines = Vec::new();
         {
             let mut state = self.state();
             state.in_flight = state.in_flight.saturating_sub(batch.messages.len());
+            // One lookup per batch, not per record: every record of a batch has the same target.
+            if !state.summary.targets.contains_key(target) {
+                state
+                    .summary
+                    .targets
+                    .insert(target.to_owned(), TargetStats::default());
+            }
             for (position, message) in batch.messages.into_iter().enumerate() {
                 let record = report
                     .records
                     .get(position)
                     .filter(|r| r.message_id == message.id)
                     .or_else(|| report.records.iter().find(|r| r.message_id == message.id));
-                let (label, failed, error, emitted) = match record {
-                    Some(r) => (
-                        r.label(),
-                        r.is_failure(),
-                        r.error.clone(),
-                        r.emitted.iter().map(|e| e.detail_type.clone()).collect(),
-                    ),
+                let (outcome, error) = match record {
+                    Some(r) => (r.outcome, r.error.as_deref()),
                     None => (
-                        "failed:NoReport".to_owned(),
-                        true,
-                        Some("the consumer returned no report for this record".to_owned()),
-                        Vec::new(),
+                        RecordOutcome::Failed("NoReport"),
+                        Some("the consumer returned no report for this record"),
                     ),
                 };
+                let failed = outcome.is_failure();
                 let next = if !failed {
                     Next::Done
                 } else if message.receive_count >= queue.max_receive_count {
@@ -603,14 +635,18 @@ impl Bus {
                 } else {
                     Next::Retry
                 };
-                let stats = state.summary.targets.entry(target.clone()).or_default();
-                stats.delivered += 1;
-                stats.outcomes.count(&label);
-                if matches!(next, Next::DeadLettered { .. }) {
-                    stats.dead_lettered += 1;
+                if let Some(stats) = state.summary.targets.get_mut(target) {
+                    stats.delivered += 1;
+                    stats.outcomes.count_outcome(outcome);
+                    if matches!(next, Next::DeadLettered { .. }) {
+                        stats.dead_lettered += 1;
+                    }
                 }
-                state.summary.deliveries.count(&label);
-                if self.observed() {
+                state.summary.deliveries.count_outcome(outcome);
+                if observed {
+                    let emitted = record.map_or_else(Vec::new, |r| {
+                        r.emitted.iter().map(|e| e.detail_type.clone()).collect()
+                    });
                     lines.push(Flow::Delivery(Delivery {
                         time: Utc::now(),
                         source: message.info.source.clone(),
@@ -618,14 +654,14 @@ impl Bus {
                         key: message.info.key.clone(),
                         rule: message.info.rule.clone(),
                         queue: queue.logical_id.clone(),
-                        target: target.clone(),
+                        target: target.to_owned(),
                         message_id: message.id.clone(),
                         receive_count: message.receive_count,
                         duplicate: message.duplicate,
-                        outcome: label.clone(),
+                        outcome: outcome.label(),
                         next: next.clone(),
                         emitted,
-                        error: error.clone(),
+                        error: error.map(str::to_owned),
                     }));
                 }
                 match next {
@@ -644,7 +680,7 @@ impl Bus {
                         detail_type: message.info.detail_type.clone(),
                         key: message.info.key.clone(),
                         receive_count: message.receive_count,
-                        last_error: error.unwrap_or(label),
+                        last_error: error.map_or_else(|| outcome.label(), str::to_owned),
                         body: message.body,
                     }),
                 }
@@ -1026,6 +1062,22 @@ mod tests {
         assert!(Duplicates::new(1.0, 1).pick(&["x"]));
         assert!(!Duplicates::new(f64::NAN, 1).pick(&["x"]));
         assert_eq!(Duplicates::new(3.0, 1).rate(), 1.0);
+    }
+
+    #[test]
+    fn envelope_strings_are_the_json_literals_serde_json_writes() {
+        for s in [
+            "OrderCreated",
+            "com.orders",
+            "",
+            "quote \" slash \\ tab \t",
+            "ünï",
+            "\u{1}",
+        ] {
+            let mut out = String::new();
+            push_json_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]

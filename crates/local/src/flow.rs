@@ -273,6 +273,18 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
+    /// Counts one record's outcome (what [`Outcomes::count`] does with its label, without
+    /// making the label).
+    pub fn count_outcome(&mut self, outcome: eventing::RecordOutcome) {
+        use eventing::RecordOutcome;
+        match outcome {
+            RecordOutcome::Fresh => self.fresh += 1,
+            RecordOutcome::Replayed => self.replayed += 1,
+            RecordOutcome::InProgress => self.in_progress += 1,
+            RecordOutcome::Failed(_) => self.failed += 1,
+        }
+    }
+
     /// Counts one outcome label.
     pub fn count(&mut self, label: &str) {
         match label {

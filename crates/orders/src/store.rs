@@ -63,7 +63,7 @@ pub trait OrderStore: Send + Sync {
 /// In-memory adapter: unit tests and the local runner.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryOrderStore {
-    orders: Arc<Mutex<HashMap<String, Order>>>,
+    orders: Arc<Mutex<HashMap<String, Order, foldhash::fast::RandomState>>>,
 }
 
 impl InMemoryOrderStore {
@@ -74,7 +74,9 @@ impl InMemoryOrderStore {
         all
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Order>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Order, foldhash::fast::RandomState>> {
         // A poisoned lock only means another test thread panicked; the map itself is consistent
         // because every mutation below is a single insert or field assignment.
         self.orders

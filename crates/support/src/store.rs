@@ -49,8 +49,8 @@ mod state {
 /// In-memory adapter: unit tests and the local runner.
 #[derive(Debug, Clone, Default)]
 pub struct InMemorySupportStore {
-    shipped: Arc<Mutex<HashMap<String, ShippedOrder>>>,
-    returns: Arc<Mutex<HashMap<String, (Return, &'static str)>>>,
+    shipped: Arc<Mutex<HashMap<String, ShippedOrder, foldhash::fast::RandomState>>>,
+    returns: Arc<Mutex<HashMap<String, (Return, &'static str), foldhash::fast::RandomState>>>,
 }
 
 impl InMemorySupportStore {

@@ -13,12 +13,49 @@ use crate::store::{ClaimResult, FencedWrite, IdempotencyStore};
 #[error("injected in-memory store failure")]
 pub struct InjectedFailure;
 
-type Key = (Option<String>, String);
+type Records = HashMap<String, Record, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct State {
-    records: HashMap<Key, Record>,
+    /// Records by static partition key value (`None` without one), then by id: looked up by
+    /// `&str`, so no call allocates a key (a store serves every record of the local runner).
+    partitions: Vec<(Option<String>, Records)>,
     failures: HashMap<StoreOperation, u32>,
+}
+
+impl State {
+    fn partition(&self, layout: &TableLayout) -> Option<&Records> {
+        let wanted = partition_value(layout);
+        self.partitions
+            .iter()
+            .find(|(value, _)| value.as_deref() == wanted)
+            .map(|(_, records)| records)
+    }
+
+    fn partition_mut(&mut self, layout: &TableLayout) -> &mut Records {
+        let wanted = partition_value(layout);
+        let index = match self
+            .partitions
+            .iter()
+            .position(|(value, _)| value.as_deref() == wanted)
+        {
+            Some(index) => index,
+            None => {
+                self.partitions
+                    .push((wanted.map(str::to_owned), Records::default()));
+                self.partitions.len() - 1
+            }
+        };
+        // `index` is a position found above or the entry just pushed.
+        &mut self.partitions[index].1
+    }
+}
+
+fn partition_value(layout: &TableLayout) -> Option<&str> {
+    layout
+        .static_partition_key
+        .as_ref()
+        .map(|(_, value)| value.as_str())
 }
 
 /// An in-memory [`IdempotencyStore`] (local runner, tests, benchmarks). `Clone` shares the
@@ -47,13 +84,18 @@ impl InMemoryStore {
 
     /// Every stored record, in no particular order.
     pub fn records(&self) -> Vec<Record> {
-        self.lock().records.values().cloned().collect()
+        self.lock()
+            .partitions
+            .iter()
+            .flat_map(|(_, records)| records.values().cloned())
+            .collect()
     }
 
     /// Writes `record` unconditionally (to seed scenarios, e.g. an already expired record).
     pub fn put(&self, layout: &TableLayout, record: Record) {
-        let key = key(layout, &record.id);
-        self.lock().records.insert(key, record);
+        self.lock()
+            .partition_mut(layout)
+            .insert(record.id.clone(), record);
     }
 
     fn injected(state: &mut State, operation: StoreOperation) -> Result<(), StoreError> {
@@ -67,13 +109,6 @@ impl InMemoryStore {
     }
 }
 
-fn key(layout: &TableLayout, id: &str) -> Key {
-    (
-        layout.static_partition_key.as_ref().map(|(_, v)| v.clone()),
-        id.to_owned(),
-    )
-}
-
 #[async_trait::async_trait]
 impl IdempotencyStore for InMemoryStore {
     async fn claim(
@@ -84,14 +119,20 @@ impl IdempotencyStore for InMemoryStore {
     ) -> Result<ClaimResult, StoreError> {
         let mut state = self.lock();
         Self::injected(&mut state, StoreOperation::Claim)?;
-        let key = key(layout, &record.id);
-        if let Some(existing) = state.records.get(&key)
-            && !existing.is_claimable_at(now_millis)
-        {
-            return Ok(ClaimResult::Conflict(Some(existing.clone())));
+        let records = state.partition_mut(layout);
+        match records.get_mut(&record.id) {
+            Some(existing) if !existing.is_claimable_at(now_millis) => {
+                Ok(ClaimResult::Conflict(Some(existing.clone())))
+            }
+            Some(existing) => {
+                existing.clone_from(record);
+                Ok(ClaimResult::Claimed)
+            }
+            None => {
+                records.insert(record.id.clone(), record.clone());
+                Ok(ClaimResult::Claimed)
+            }
         }
-        state.records.insert(key, record.clone());
-        Ok(ClaimResult::Claimed)
     }
 
     async fn complete(
@@ -104,7 +145,7 @@ impl IdempotencyStore for InMemoryStore {
     ) -> Result<FencedWrite, StoreError> {
         let mut state = self.lock();
         Self::injected(&mut state, StoreOperation::Complete)?;
-        match state.records.get_mut(&key(layout, id)) {
+        match state.partition_mut(layout).get_mut(id) {
             Some(record) if record.owner == owner => {
                 record.status = Status::Completed;
                 record.data = Some(data.to_owned());
@@ -123,11 +164,11 @@ impl IdempotencyStore for InMemoryStore {
     ) -> Result<FencedWrite, StoreError> {
         let mut state = self.lock();
         Self::injected(&mut state, StoreOperation::Release)?;
-        let key = key(layout, id);
-        match state.records.get(&key) {
+        let records = state.partition_mut(layout);
+        match records.get(id) {
             Some(record) if record.owner != owner => Ok(FencedWrite::NotOwner),
             _ => {
-                state.records.remove(&key);
+                records.remove(id);
                 Ok(FencedWrite::Applied)
             }
         }
@@ -136,6 +177,9 @@ impl IdempotencyStore for InMemoryStore {
     async fn get(&self, layout: &TableLayout, id: &str) -> Result<Option<Record>, StoreError> {
         let mut state = self.lock();
         Self::injected(&mut state, StoreOperation::Get)?;
-        Ok(state.records.get(&key(layout, id)).cloned())
+        Ok(state
+            .partition(layout)
+            .and_then(|records| records.get(id))
+            .cloned())
     }
 }
