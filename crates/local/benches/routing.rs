@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the runner: matching one envelope against the template's rules, and
 //! routing plus handling a batch of orders end to end with in-memory stores. The headline
-//! throughput figure comes from `cargo run --release -p local -- bench`.
+//! throughput figure comes from `cargo run --profile runner -p local -- bench`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 

@@ -42,7 +42,7 @@ const AFTER_HELP: &str = "Examples:
   cargo run -p local -- demo --duplicates 0.5         the lifecycle, half of everything delivered twice
   cargo run -p local -- replay events/eventbridge/order-created.json
   cargo run -p local -- --json replay events/sqs/*.json
-  cargo run --release -p local -- bench               events routed and handled per second
+  cargo run --profile runner -p local -- bench        events routed and handled per second
 
 Exit status: 0 done (serve: stopped with Ctrl-C), 1 error (bad template, fixture or option), \
 2 command-line usage error, 3 demo final state differs, 130 demo, replay or bench interrupted.";
@@ -118,7 +118,7 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Measure events routed and handled per second with in-memory stores (build with
-    /// --release for representative figures).
+    /// `--profile runner` for representative figures).
     Bench {
         /// Orders per run (each makes 3 events and 5 deliveries).
         #[arg(long, default_value_t = 20_000)]
@@ -432,7 +432,7 @@ async fn run_bench(
         });
     }
     if cfg!(debug_assertions) {
-        out.text("note: this is a debug build; use `cargo run --release -p local -- bench` for representative figures");
+        out.text("note: this is a debug build; use `cargo run --profile runner -p local -- bench` for representative figures");
     }
     out.text(&format!(
         "Benchmark: {repeat} run(s) of {orders} orders through {} (in-memory stores)",

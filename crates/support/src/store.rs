@@ -46,11 +46,15 @@ mod state {
     pub const RECEIVED: &str = "Received";
 }
 
+/// A map of the in-memory adapter, by id.
+type Table<V> = Arc<Mutex<HashMap<String, V, foldhash::fast::RandomState>>>;
+
 /// In-memory adapter: unit tests and the local runner.
 #[derive(Debug, Clone, Default)]
 pub struct InMemorySupportStore {
-    shipped: Arc<Mutex<HashMap<String, ShippedOrder, foldhash::fast::RandomState>>>,
-    returns: Arc<Mutex<HashMap<String, (Return, &'static str), foldhash::fast::RandomState>>>,
+    shipped: Table<ShippedOrder>,
+    /// Each return with its stage.
+    returns: Table<(Return, &'static str)>,
 }
 
 impl InMemorySupportStore {
