@@ -412,6 +412,10 @@ impl Idempotency {
         if let Some(hit) = inner.cached(&id, inner.now()) {
             bump(&metrics.cache_hits);
             self.check_validation(request, hit.validation.as_deref(), key_hash)?;
+            // Cached texts were written by serde_json (or read back from the store and parsed
+            // once already), so this cannot fail in practice; it is still an error, not a panic.
+            let value: Value =
+                serde_json::from_str(&hit.data).map_err(IdempotencyError::Serialization)?;
             bump(&metrics.replayed);
             tracing::info!(
                 outcome = "replayed",
@@ -419,8 +423,6 @@ impl Idempotency {
                 store_calls = 0,
                 "idempotency outcome"
             );
-            let value: Value =
-                serde_json::from_str(&hit.data).map_err(IdempotencyError::Serialization)?;
             return Ok(Begin::Replayed(value));
         }
 
