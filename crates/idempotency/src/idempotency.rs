@@ -106,12 +106,7 @@ fn owner_token() -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&process.to_be_bytes());
     bytes[8..].copy_from_slice(&claim.to_be_bytes());
-    let mut hex = [0u8; 32];
-    // 16 bytes always fit 32 hex digits, and hex digits are ASCII.
-    match hex::encode_to_slice(bytes, &mut hex) {
-        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
-        Err(_) => hex::encode(bytes),
-    }
+    crate::request::hex_lower(&bytes)
 }
 
 /// `<prefix>#<hash>`, the record id.

@@ -182,12 +182,19 @@ fn hash_value(value: &Value) -> String {
 /// Lower-case hex of the SHA-256 of `bytes`, through a stack buffer (`hex::encode` collects
 /// characters one by one).
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex_lower(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of up to 32 bytes through a stack buffer (longer input: `hex::encode`).
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     let mut hex = [0u8; 64];
-    // 32 digest bytes always fit 64 hex digits, and hex digits are ASCII.
-    match hex::encode_to_slice(digest, &mut hex) {
-        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
-        Err(_) => hex::encode(digest),
+    // The slice is exactly twice the input's length when it fits, and hex digits are ASCII.
+    match hex
+        .get_mut(..bytes.len() * 2)
+        .map(|out| hex::encode_to_slice(bytes, out).map(|()| &*out))
+    {
+        Some(Ok(text)) => String::from_utf8_lossy(text).into_owned(),
+        _ => hex::encode(bytes),
     }
 }
 
@@ -292,6 +299,14 @@ mod tests {
             Request::new(&String::new()),
             Err(IdempotencyError::KeyMissing)
         ));
+    }
+
+    #[test]
+    fn stack_hex_is_the_hex_crate_s_text_at_every_length() {
+        for len in [0, 1, 16, 32, 33, 40] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+            assert_eq!(hex_lower(&bytes), hex::encode(&bytes), "{len} bytes");
+        }
     }
 
     #[test]
