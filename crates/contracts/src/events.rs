@@ -50,6 +50,8 @@ pub struct OrderCreated {
     /// The ordered lines.
     pub items: Vec<OrderItem>,
     /// When the order was accepted.
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -71,6 +73,8 @@ pub struct OrderPicked {
     /// Warehouse that picked the order.
     pub warehouse_id: String,
     /// When picking finished.
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub picked_at: DateTime<Utc>,
 }
 
@@ -109,6 +113,8 @@ pub struct OrderShipped {
     /// The carrier's tracking number.
     pub tracking_number: String,
     /// When the carrier took the parcel.
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub shipped_at: DateTime<Utc>,
 }
 
@@ -155,6 +161,8 @@ pub struct ReturnRequested {
     /// Lines to return.
     pub items: Vec<ReturnItem>,
     /// When the return was requested.
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub requested_at: DateTime<Utc>,
 }
 
@@ -178,6 +186,8 @@ pub struct ReturnReceived {
     /// Lines received.
     pub items: Vec<ReturnItem>,
     /// When the items arrived.
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub received_at: DateTime<Utc>,
 }
 

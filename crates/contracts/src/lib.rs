@@ -27,6 +27,7 @@ mod events;
 mod key;
 mod money;
 pub mod schema;
+mod time;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -112,6 +113,8 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
     /// When the fact happened (RFC 3339, UTC).
+    #[serde(with = "crate::time")]
+    #[schemars(with = "DateTime<Utc>")]
     pub occurred_at: DateTime<Utc>,
 }
 
