@@ -1,5 +1,6 @@
 //! Parsing an event of any detail type from its envelope fields.
 
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::{
@@ -54,56 +55,77 @@ impl ParseError {
     }
 }
 
-/// Where a detail is read from: an already parsed JSON value, or JSON text (parsed straight
-/// into the typed detail, with no intermediate value: the consumer's hot path).
+/// Where a detail is read from: an already parsed JSON value, JSON text (parsed straight into
+/// the typed detail, with no intermediate value: the consumer's hot path), or a deserializer
+/// positioned on the detail inside a larger document.
 trait DetailSource {
-    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error>;
+    type Error;
+    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, Self::Error>;
 }
 
 impl DetailSource for Value {
+    type Error = serde_json::Error;
     fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error> {
         serde_json::from_value(self)
     }
 }
 
 impl DetailSource for &str {
+    type Error = serde_json::Error;
     fn typed<E: DomainEvent>(self) -> Result<Detail<E>, serde_json::Error> {
         serde_json::from_str(self)
     }
 }
 
-fn typed<E: DomainEvent>(detail: impl DetailSource) -> Result<Detail<E>, ParseError> {
-    detail
-        .typed::<E>()
-        .map_err(|source| ParseError::InvalidDetail {
-            detail_type: E::DETAIL_TYPE.to_owned(),
-            source,
-        })
+/// A deserializer as a [`DetailSource`].
+struct FromDeserializer<'de, D>(D, std::marker::PhantomData<&'de ()>);
+
+impl<'de, D: Deserializer<'de>> DetailSource for FromDeserializer<'de, D> {
+    type Error = D::Error;
+    fn typed<E: DomainEvent>(self) -> Result<Detail<E>, D::Error> {
+        Detail::<E>::deserialize(self.0)
+    }
+}
+
+/// Reads `detail` as the contract type named by `source` and `detail_type`; `None` when the
+/// pair is not in the contract.
+fn dispatch<S: DetailSource>(
+    source: &str,
+    detail_type: &str,
+    detail: S,
+) -> Option<Result<AnyEvent, S::Error>> {
+    fn is<E: DomainEvent>(source: &str, detail_type: &str) -> bool {
+        E::SOURCE == source && E::DETAIL_TYPE == detail_type
+    }
+    Some(if is::<OrderCreated>(source, detail_type) {
+        detail.typed().map(AnyEvent::OrderCreated)
+    } else if is::<OrderPicked>(source, detail_type) {
+        detail.typed().map(AnyEvent::OrderPicked)
+    } else if is::<OrderShipped>(source, detail_type) {
+        detail.typed().map(AnyEvent::OrderShipped)
+    } else if is::<ReturnRequested>(source, detail_type) {
+        detail.typed().map(AnyEvent::ReturnRequested)
+    } else if is::<ReturnReceived>(source, detail_type) {
+        detail.typed().map(AnyEvent::ReturnReceived)
+    } else {
+        return None;
+    })
 }
 
 fn parse_from(
     source: &str,
     detail_type: &str,
-    detail: impl DetailSource,
+    detail: impl DetailSource<Error = serde_json::Error>,
 ) -> Result<AnyEvent, ParseError> {
-    fn is<E: DomainEvent>(source: &str, detail_type: &str) -> bool {
-        E::SOURCE == source && E::DETAIL_TYPE == detail_type
-    }
-    if is::<OrderCreated>(source, detail_type) {
-        typed(detail).map(AnyEvent::OrderCreated)
-    } else if is::<OrderPicked>(source, detail_type) {
-        typed(detail).map(AnyEvent::OrderPicked)
-    } else if is::<OrderShipped>(source, detail_type) {
-        typed(detail).map(AnyEvent::OrderShipped)
-    } else if is::<ReturnRequested>(source, detail_type) {
-        typed(detail).map(AnyEvent::ReturnRequested)
-    } else if is::<ReturnReceived>(source, detail_type) {
-        typed(detail).map(AnyEvent::ReturnReceived)
-    } else {
-        Err(ParseError::UnknownType {
+    match dispatch(source, detail_type, detail) {
+        Some(parsed) => parsed.map_err(|error| ParseError::InvalidDetail {
+            detail_type: detail_type.to_owned(),
+            source: error,
+        }),
+        None => Err(ParseError::UnknownType {
             source_name: source.chars().take(64).collect(),
             detail_type: detail_type.chars().take(64).collect(),
-        })
+        }),
     }
 }
 
@@ -117,6 +139,27 @@ impl AnyEvent {
     /// from the text, without building a [`Value`] first.
     pub fn parse_str(source: &str, detail_type: &str, detail: &str) -> Result<Self, ParseError> {
         parse_from(source, detail_type, detail)
+    }
+
+    /// Like [`AnyEvent::parse_str`], reading the detail from `deserializer`, e.g. as the value of
+    /// an envelope's `detail` field while the envelope is being read, so the detail's text is
+    /// scanned once. An unknown `(source, detail-type)` pair is a custom error; callers that
+    /// need the typed [`ParseError`] re-read with [`AnyEvent::parse_str`].
+    pub fn deserialize_detail<'de, D: Deserializer<'de>>(
+        source: &str,
+        detail_type: &str,
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        dispatch(
+            source,
+            detail_type,
+            FromDeserializer(deserializer, std::marker::PhantomData),
+        )
+        .unwrap_or_else(|| {
+            Err(serde::de::Error::custom(format_args!(
+                "unknown event {source}/{detail_type}: not in the contract"
+            )))
+        })
     }
 
     /// The event's metadata.
