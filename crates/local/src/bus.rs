@@ -110,6 +110,65 @@ impl From<&OutgoingEvent> for Entry {
     }
 }
 
+/// What the bus reads of an entry: `PutEvents`' fields plus the key the flow shows. Implemented
+/// by [`Entry`] and by a function's [`OutgoingEvent`], which is put as it is rather than copied
+/// into an [`Entry`] first (every caused event passes here).
+pub trait BusEntry {
+    /// `source`.
+    fn source(&self) -> &str;
+    /// `detail-type`.
+    fn detail_type(&self) -> &str;
+    /// `detail`, as JSON text.
+    fn detail(&self) -> &str;
+    /// `metadata.idempotency-key` of the detail, when known.
+    fn key(&self) -> Option<&str>;
+}
+
+impl BusEntry for Entry {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn detail_type(&self) -> &str {
+        &self.detail_type
+    }
+    fn detail(&self) -> &str {
+        &self.detail
+    }
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+impl BusEntry for OutgoingEvent {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn detail_type(&self) -> &str {
+        &self.detail_type
+    }
+    fn detail(&self) -> &str {
+        &self.detail
+    }
+    fn key(&self) -> Option<&str> {
+        Some(&self.idempotency_key)
+    }
+}
+
+impl<T: BusEntry + ?Sized> BusEntry for &T {
+    fn source(&self) -> &str {
+        (**self).source()
+    }
+    fn detail_type(&self) -> &str {
+        (**self).detail_type()
+    }
+    fn detail(&self) -> &str {
+        (**self).detail()
+    }
+    fn key(&self) -> Option<&str> {
+        (**self).key()
+    }
+}
+
 /// How long a failed message stays invisible before its next receive. SQS uses the queue's
 /// `VisibilityTimeout` (90 s in the template); locally a short pause keeps the same effect (a
 /// retry comes after the concurrent work that made it fail, e.g. a claim held by a twin
@@ -342,14 +401,14 @@ impl Bus {
 
     /// The EventBridge envelope a rule target receives, as SQS carries it in a message body.
     /// Written piece by piece rather than with `format!` (every published event pays for it).
-    fn envelope(&self, entry: &Entry, time: &str) -> String {
-        let mut body = String::with_capacity(entry.detail.len() + 256);
+    fn envelope(&self, entry: &impl BusEntry, time: &str) -> String {
+        let mut body = String::with_capacity(entry.detail().len() + 256);
         body.push_str("{\"version\":\"0\",\"id\":\"");
         body.push_str(&self.next_id());
         body.push_str("\",\"detail-type\":");
-        push_json_string(&mut body, &entry.detail_type);
+        push_json_string(&mut body, entry.detail_type());
         body.push_str(",\"source\":");
-        push_json_string(&mut body, &entry.source);
+        push_json_string(&mut body, entry.source());
         body.push_str(",\"account\":");
         push_json_string(&mut body, &self.account);
         body.push_str(",\"time\":");
@@ -357,7 +416,7 @@ impl Bus {
         body.push_str(",\"region\":");
         push_json_string(&mut body, &self.region);
         body.push_str(",\"resources\":[],\"detail\":");
-        body.push_str(&entry.detail);
+        body.push_str(entry.detail());
         body.push('}');
         body
     }
@@ -382,7 +441,7 @@ impl Bus {
     /// Puts entries on `bus` (a physical bus name): each is matched against the bus's rules and
     /// a message is sent to every target queue (plus a duplicate, when picked). `publisher`
     /// names the function that published, for the flow.
-    pub fn put(&self, bus: &str, entries: &[Entry], publisher: Option<&str>) {
+    pub fn put<E: BusEntry>(&self, bus: &str, entries: &[E], publisher: Option<&str>) {
         let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut routed = Vec::new();
         let mut unrouted = Vec::new();
@@ -398,9 +457,9 @@ impl Bus {
                     continue;
                 };
                 let info = Arc::new(EventInfo {
-                    source: entry.source.clone(),
-                    detail_type: entry.detail_type.clone(),
-                    key: entry.key.clone(),
+                    source: entry.source().to_owned(),
+                    detail_type: entry.detail_type().to_owned(),
+                    key: entry.key().map(str::to_owned),
                     rule: rule_id.clone(),
                 });
                 for &queue in queues {
@@ -411,7 +470,7 @@ impl Bus {
                         duplicate: false,
                         info: Arc::clone(&info),
                     };
-                    let identity = entry.key.as_deref().unwrap_or(&message.id);
+                    let identity = entry.key().unwrap_or(&message.id);
                     let copy = self
                         .queues
                         .get(queue)
@@ -444,9 +503,9 @@ impl Bus {
             for entry in unrouted {
                 self.observe(Flow::Unrouted(Unrouted {
                     time: Utc::now(),
-                    source: entry.source.clone(),
-                    detail_type: entry.detail_type.clone(),
-                    key: entry.key.clone(),
+                    source: entry.source().to_owned(),
+                    detail_type: entry.detail_type().to_owned(),
+                    key: entry.key().map(str::to_owned),
                     publisher: publisher.map(str::to_owned),
                 }));
             }
@@ -768,7 +827,7 @@ impl EventPublisher for BusPublisher {
                     ),
                 });
             } else {
-                entries.push(Entry::from(event));
+                entries.push(event);
             }
         }
         if !entries.is_empty() {
