@@ -551,10 +551,13 @@ async fn release(claim: Claim) {
 
 /// Claims the record and runs the handler (the part that runs concurrently with the batch's
 /// other records).
+///
+/// `parsed` stays boxed: the future is moved into the batch's `FuturesUnordered`, and an event
+/// held inline would make every record's future a few hundred bytes larger to copy.
 async fn begin_and_handle(
     handler: &dyn EventHandler,
     idempotency: &Idempotency,
-    parsed: Parsed,
+    parsed: Box<Parsed>,
 ) -> Result<Handled, EventingError> {
     let claim = match idempotency.begin(&parsed.request).await? {
         Begin::Claimed(claim) => Some(claim),
@@ -799,7 +802,7 @@ impl Consumer {
         }
         let results: Vec<(usize, Result<Handled, EventingError>)> = futures::stream::iter(leaders)
             .map(|(index, parsed)| {
-                let handled = begin_and_handle(&*self.handler, &self.idempotency, *parsed);
+                let handled = begin_and_handle(&*self.handler, &self.idempotency, parsed);
                 async move {
                     let result = AssertUnwindSafe(handled)
                         .catch_unwind()
@@ -851,21 +854,29 @@ impl Consumer {
         } else {
             self.publish_all(&all).await
         };
+        let publish_calls = usize::from(!all.is_empty());
 
-        let all = &all;
-        let failed = &failed;
-        let settled: Vec<_> = futures::stream::iter(settling)
-            .map(|(index, claim, span)| async move {
-                let emitted: Vec<EmittedEvent> = all
-                    .get(span.clone())
-                    .unwrap_or_default()
-                    .iter()
+        // The spans are consecutive and in order: each record takes its events' names out of
+        // `all` (moved, not copied) before its claim is settled.
+        let mut published = all.into_iter();
+        let settling: Vec<_> = settling
+            .into_iter()
+            .map(|(index, claim, span)| {
+                let emitted: Vec<EmittedEvent> = published
+                    .by_ref()
+                    .take(span.len())
                     .map(|e| EmittedEvent {
-                        source: e.source.clone(),
-                        detail_type: e.detail_type.clone(),
-                        idempotency_key: e.idempotency_key.clone(),
+                        source: e.source,
+                        detail_type: e.detail_type,
+                        idempotency_key: e.idempotency_key,
                     })
                     .collect();
+                (index, claim, span, emitted)
+            })
+            .collect();
+        let failed = &failed;
+        let settled: Vec<_> = futures::stream::iter(settling)
+            .map(|(index, claim, span, emitted)| async move {
                 let own_failures: Vec<FailedEntry> = failed
                     .iter()
                     .filter(|f| span.contains(&f.index))
@@ -885,7 +896,7 @@ impl Consumer {
                 *stage = Stage::Done(result);
             }
         }
-        usize::from(!all.is_empty())
+        publish_calls
     }
 
     /// Publishes `all`, returning the entries that failed. A panicking publisher fails them all

@@ -1,6 +1,7 @@
 //! In-memory store with the DynamoDB store's conditions.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::TableLayout;
@@ -119,17 +120,18 @@ impl IdempotencyStore for InMemoryStore {
     ) -> Result<ClaimResult, StoreError> {
         let mut state = self.lock();
         Self::injected(&mut state, StoreOperation::Claim)?;
-        let records = state.partition_mut(layout);
-        match records.get_mut(&record.id) {
-            Some(existing) if !existing.is_claimable_at(now_millis) => {
-                Ok(ClaimResult::Conflict(Some(existing.clone())))
+        // One lookup (ids are long, hashing them is most of a claim): the key is cloned up
+        // front, which a fresh claim, the common case, needs anyway.
+        match state.partition_mut(layout).entry(record.id.clone()) {
+            Entry::Occupied(existing) if !existing.get().is_claimable_at(now_millis) => {
+                Ok(ClaimResult::Conflict(Some(existing.get().clone())))
             }
-            Some(existing) => {
-                existing.clone_from(record);
+            Entry::Occupied(mut existing) => {
+                existing.get_mut().clone_from(record);
                 Ok(ClaimResult::Claimed)
             }
-            None => {
-                records.insert(record.id.clone(), record.clone());
+            Entry::Vacant(slot) => {
+                slot.insert(record.clone());
                 Ok(ClaimResult::Claimed)
             }
         }
