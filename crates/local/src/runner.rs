@@ -1,12 +1,13 @@
 //! The runner: the template's topology, the bus, and every function hosted on it.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use eventing::{BatchReport, BatchStats};
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use platform::http::{ApiRequest, ApiResponse};
 use sam_template::{Stack, Template};
 use serde_json::Value;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::LocalError;
 use crate::bus::{Bus, Duplicates, Entry};
 use crate::flow::{FlowObserver, Summary};
-use crate::hosting::{Hosted, StoreCounts, Stores, host};
+use crate::hosting::{Hosted, QueueConsumer, StoreCounts, Stores, host};
 use crate::router::Router;
 use crate::topology::Topology;
 
@@ -118,6 +119,32 @@ pub fn response_outcome(method: &str, response: &ApiResponse) -> String {
         409 if error_type() == "RequestInProgress" => "in_progress".to_owned(),
         _ => format!("error:{}", error_type()),
     }
+}
+
+/// One invocation of a queue's consumer: the batch as an SQS event, the consumer's report
+/// applied to it. A consumer that panics (or a queue without one) reports nothing, so every
+/// record of the batch counts as failed and is redelivered, never lost.
+async fn deliver(
+    bus: Arc<Bus>,
+    consumer: Option<Arc<dyn QueueConsumer>>,
+    batch: crate::bus::Batch,
+    timeout: Option<Duration>,
+) {
+    let report = match consumer {
+        Some(consumer) => {
+            let event = bus.sqs_event(&batch);
+            AssertUnwindSafe(consumer.consume(event, timeout))
+                .catch_unwind()
+                .await
+                .ok()
+        }
+        None => None,
+    };
+    let report = report.unwrap_or_else(|| BatchReport {
+        records: Vec::new(),
+        stats: BatchStats::default(),
+    });
+    bus.complete(batch, &report);
 }
 
 impl Runner {
@@ -300,6 +327,11 @@ impl Runner {
     /// the consumers publish is routed and delivered too). Like Lambda's SQS pollers, each
     /// queue's consumer gets up to its `MaximumConcurrency` batches at once (per lane), each in
     /// its own task, and a new batch as soon as one completes. Only one settle runs at a time.
+    ///
+    /// A batch's task builds its SQS event, runs the consumer and applies the report itself, so
+    /// the records and the report are made and freed on one worker thread (freeing another
+    /// thread's memory was a large share of the allocator's time); this loop only hands out
+    /// batches and counts.
     pub async fn settle(&self) -> Result<(), LocalError> {
         let _one_at_a_time = self.settling.lock().await;
         let mut in_flight = vec![[0usize; 2]; self.bus.queue_count()];
@@ -314,22 +346,20 @@ impl Runner {
                 if let Some(slots) = in_flight.get_mut(batch.queue) {
                     slots[batch.lane as usize] += 1;
                 }
+                let slot = (batch.queue, batch.lane);
                 let consumer = self.hosted.consumers.get(batch.queue).cloned().flatten();
                 let timeout = self.timeouts.get(batch.queue).copied().flatten();
-                let event = self.bus.sqs_event(&batch);
+                let bus = Arc::clone(&self.bus);
+                let task = tokio::spawn(deliver(bus, consumer, batch, timeout));
                 running.push(async move {
-                    let report = match consumer {
-                        Some(consumer) => {
-                            tokio::spawn(async move { consumer.consume(event, timeout).await })
-                                .await
-                                .ok()
-                        }
-                        None => None,
-                    };
-                    (batch, report)
+                    // `deliver` completes its batch even when the consumer panics; a task that
+                    // died anyway (the runtime shutting down) leaves its messages in flight,
+                    // which the summary reports as waiting.
+                    let _ = task.await;
+                    slot
                 });
             }
-            let Some((batch, report)) = running.next().await else {
+            let Some((queue, lane)) = running.next().await else {
                 // Nothing running: done, unless failed messages wait out their visibility.
                 match self.bus.next_visible() {
                     Some(due) => {
@@ -339,26 +369,13 @@ impl Runner {
                     None => return Ok(()),
                 }
             };
-            if let Some(slots) = in_flight.get_mut(batch.queue) {
-                slots[batch.lane as usize] = slots[batch.lane as usize].saturating_sub(1);
+            if let Some(slots) = in_flight.get_mut(queue) {
+                slots[lane as usize] = slots[lane as usize].saturating_sub(1);
             }
-            // A consumer task that died (or a queue without one) reports nothing: every record
-            // of the batch then counts as failed and is redelivered, never lost.
-            let report = report.unwrap_or_else(|| BatchReport {
-                records: Vec::new(),
-                stats: BatchStats::default(),
-            });
-            self.bus.complete(batch, &report);
             completed += 1;
             if completed >= MAX_BATCHES {
                 // Let what runs finish, so no message is left half-delivered.
-                while let Some((batch, report)) = running.next().await {
-                    let report = report.unwrap_or_else(|| BatchReport {
-                        records: Vec::new(),
-                        stats: BatchStats::default(),
-                    });
-                    self.bus.complete(batch, &report);
-                }
+                while running.next().await.is_some() {}
                 return Err(LocalError::Unsettled { batches: completed });
             }
         }
