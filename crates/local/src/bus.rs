@@ -110,62 +110,57 @@ impl From<&OutgoingEvent> for Entry {
     }
 }
 
-/// What the bus reads of an entry: `PutEvents`' fields plus the key the flow shows. Implemented
-/// by [`Entry`] and by a function's [`OutgoingEvent`], which is put as it is rather than copied
-/// into an [`Entry`] first (every caused event passes here).
-pub trait BusEntry {
+/// What the bus reads of an entry: `PutEvents`' fields plus the key the flow shows.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryParts<'a> {
     /// `source`.
-    fn source(&self) -> &str;
+    pub source: &'a str,
     /// `detail-type`.
-    fn detail_type(&self) -> &str;
+    pub detail_type: &'a str,
     /// `detail`, as JSON text.
-    fn detail(&self) -> &str;
+    pub detail: &'a str,
     /// `metadata.idempotency-key` of the detail, when known.
-    fn key(&self) -> Option<&str>;
+    pub key: Option<&'a str>,
+}
+
+/// Something the bus can put: [`Entry`], and a function's [`OutgoingEvent`], which is put as
+/// it is rather than copied into an [`Entry`] first (every caused event passes here).
+pub trait BusEntry {
+    /// The entry's fields, borrowed.
+    fn parts(&self) -> EntryParts<'_>;
 }
 
 impl BusEntry for Entry {
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn detail_type(&self) -> &str {
-        &self.detail_type
-    }
-    fn detail(&self) -> &str {
-        &self.detail
-    }
-    fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+    fn parts(&self) -> EntryParts<'_> {
+        let Self {
+            source,
+            detail_type,
+            detail,
+            key,
+        } = self;
+        EntryParts {
+            source,
+            detail_type,
+            detail,
+            key: key.as_deref(),
+        }
     }
 }
 
 impl BusEntry for OutgoingEvent {
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn detail_type(&self) -> &str {
-        &self.detail_type
-    }
-    fn detail(&self) -> &str {
-        &self.detail
-    }
-    fn key(&self) -> Option<&str> {
-        Some(&self.idempotency_key)
+    fn parts(&self) -> EntryParts<'_> {
+        EntryParts {
+            source: &self.source,
+            detail_type: &self.detail_type,
+            detail: &self.detail,
+            key: Some(&self.idempotency_key),
+        }
     }
 }
 
 impl<T: BusEntry + ?Sized> BusEntry for &T {
-    fn source(&self) -> &str {
-        (**self).source()
-    }
-    fn detail_type(&self) -> &str {
-        (**self).detail_type()
-    }
-    fn detail(&self) -> &str {
-        (**self).detail()
-    }
-    fn key(&self) -> Option<&str> {
-        (**self).key()
+    fn parts(&self) -> EntryParts<'_> {
+        (**self).parts()
     }
 }
 
@@ -401,14 +396,14 @@ impl Bus {
 
     /// The EventBridge envelope a rule target receives, as SQS carries it in a message body.
     /// Written piece by piece rather than with `format!` (every published event pays for it).
-    fn envelope(&self, entry: &impl BusEntry, time: &str) -> String {
-        let mut body = String::with_capacity(entry.detail().len() + 256);
+    fn envelope(&self, entry: EntryParts<'_>, time: &str) -> String {
+        let mut body = String::with_capacity(entry.detail.len() + 256);
         body.push_str("{\"version\":\"0\",\"id\":\"");
         body.push_str(&self.next_id());
         body.push_str("\",\"detail-type\":");
-        push_json_string(&mut body, entry.detail_type());
+        push_json_string(&mut body, entry.detail_type);
         body.push_str(",\"source\":");
-        push_json_string(&mut body, entry.source());
+        push_json_string(&mut body, entry.source);
         body.push_str(",\"account\":");
         push_json_string(&mut body, &self.account);
         body.push_str(",\"time\":");
@@ -416,14 +411,14 @@ impl Bus {
         body.push_str(",\"region\":");
         push_json_string(&mut body, &self.region);
         body.push_str(",\"resources\":[],\"detail\":");
-        body.push_str(entry.detail());
+        body.push_str(entry.detail);
         body.push('}');
         body
     }
 
     /// Where an entry put on `bus` would go, without sending it: `(rule, queue)` logical ids.
     pub fn targets(&self, bus: &str, entry: &Entry) -> Vec<(String, String)> {
-        let body = self.envelope(entry, "1970-01-01T00:00:00Z");
+        let body = self.envelope(entry.parts(), "1970-01-01T00:00:00Z");
         self.router
             .matching(bus, body.as_bytes())
             .into_iter()
@@ -445,7 +440,7 @@ impl Bus {
         let time = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut routed = Vec::new();
         let mut unrouted = Vec::new();
-        for entry in entries {
+        for entry in entries.iter().map(BusEntry::parts) {
             let body = self.envelope(entry, &time);
             let rules = self.router.matching(bus, body.as_bytes());
             if rules.is_empty() {
@@ -457,9 +452,9 @@ impl Bus {
                     continue;
                 };
                 let info = Arc::new(EventInfo {
-                    source: entry.source().to_owned(),
-                    detail_type: entry.detail_type().to_owned(),
-                    key: entry.key().map(str::to_owned),
+                    source: entry.source.to_owned(),
+                    detail_type: entry.detail_type.to_owned(),
+                    key: entry.key.map(str::to_owned),
                     rule: rule_id.clone(),
                 });
                 for &queue in queues {
@@ -470,7 +465,7 @@ impl Bus {
                         duplicate: false,
                         info: Arc::clone(&info),
                     };
-                    let identity = entry.key().unwrap_or(&message.id);
+                    let identity = entry.key.unwrap_or(&message.id);
                     let copy = self
                         .queues
                         .get(queue)
@@ -503,9 +498,9 @@ impl Bus {
             for entry in unrouted {
                 self.observe(Flow::Unrouted(Unrouted {
                     time: Utc::now(),
-                    source: entry.source().to_owned(),
-                    detail_type: entry.detail_type().to_owned(),
-                    key: entry.key().map(str::to_owned),
+                    source: entry.source.to_owned(),
+                    detail_type: entry.detail_type.to_owned(),
+                    key: entry.key.map(str::to_owned),
                     publisher: publisher.map(str::to_owned),
                 }));
             }
