@@ -122,10 +122,16 @@ fn parse_from(
             detail_type: detail_type.to_owned(),
             source: error,
         }),
-        None => Err(ParseError::UnknownType {
-            source_name: source.chars().take(64).collect(),
-            detail_type: detail_type.chars().take(64).collect(),
-        }),
+        None => Err(unknown(source, detail_type)),
+    }
+}
+
+/// The error for a `(source, detail-type)` pair the contract does not have (names clipped:
+/// they are untrusted and end up in logs).
+fn unknown(source: &str, detail_type: &str) -> ParseError {
+    ParseError::UnknownType {
+        source_name: source.chars().take(64).collect(),
+        detail_type: detail_type.chars().take(64).collect(),
     }
 }
 
@@ -155,11 +161,7 @@ impl AnyEvent {
             detail_type,
             FromDeserializer(deserializer, std::marker::PhantomData),
         )
-        .unwrap_or_else(|| {
-            Err(serde::de::Error::custom(format_args!(
-                "unknown event {source}/{detail_type}: not in the contract"
-            )))
-        })
+        .unwrap_or_else(|| Err(serde::de::Error::custom(unknown(source, detail_type))))
     }
 
     /// The event's metadata.

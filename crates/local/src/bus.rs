@@ -99,17 +99,6 @@ impl Entry {
     }
 }
 
-impl From<&OutgoingEvent> for Entry {
-    fn from(event: &OutgoingEvent) -> Self {
-        Self {
-            source: event.source.clone(),
-            detail_type: event.detail_type.clone(),
-            detail: event.detail.clone(),
-            key: Some(event.idempotency_key.clone()),
-        }
-    }
-}
-
 /// What the bus reads of an entry: `PutEvents`' fields plus the key the flow shows.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryParts<'a> {
