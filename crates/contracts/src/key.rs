@@ -8,8 +8,11 @@ use crate::ContractError;
 
 /// The producer-set deduplication key of an event (`metadata.idempotency-key`).
 ///
-/// For the first event of a flow it is the client's `Idempotency-Key` header; for an event caused
-/// by another it is [`IdempotencyKey::derive`]d from the cause's key.
+/// For the first event of a flow it is derived from the client's `Idempotency-Key` header and
+/// what the API's claim is scoped by ([`IdempotencyKey::for_order`],
+/// [`IdempotencyKey::for_return`]), never the raw client key: clients choose keys, and two
+/// customers may choose the same one. For an event caused by another it is
+/// [`IdempotencyKey::derive`]d from the cause's key.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -51,6 +54,37 @@ impl IdempotencyKey {
         hasher.update(self.0.as_bytes());
         hasher.update(b"\x1f");
         hasher.update(detail_type.as_bytes());
+        Self(hex::encode(hasher.finalize()))
+    }
+
+    /// The key of `OrderCreated` for the order a customer created with the client key `client`
+    /// (the order API's claim is scoped by the customer). See [`IdempotencyKey::scoped`].
+    pub fn for_order(customer_id: &str, client: &IdempotencyKey) -> Self {
+        Self::scoped("order", customer_id, client)
+    }
+
+    /// The key of `ReturnRequested` for the return requested on an order with the client key
+    /// `client` (the return API's claim is scoped by the order). See [`IdempotencyKey::scoped`].
+    pub fn for_return(order_id: &str, client: &IdempotencyKey) -> Self {
+        Self::scoped("return", order_id, client)
+    }
+
+    /// The key of the first fact of a flow started by a client request: `client` is the request's
+    /// `Idempotency-Key`, `scope` names what the API's claim is scoped by and `owner` is that
+    /// scope's id (the customer of an order, the order of a return).
+    ///
+    /// Format (stable, version 1): lower-case hex of
+    /// `SHA-256("client-v1" 0x1F scope 0x1F owner 0x1F client-key)`. The unit separator cannot
+    /// occur in a valid key, and scopes and owner ids never contain it, so distinct triples never
+    /// collide by concatenation; the same client key under two owners gives two keys.
+    fn scoped(scope: &str, owner: &str, client: &IdempotencyKey) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"client-v1\x1f");
+        hasher.update(scope.as_bytes());
+        hasher.update(b"\x1f");
+        hasher.update(owner.as_bytes());
+        hasher.update(b"\x1f");
+        hasher.update(client.0.as_bytes());
         Self(hex::encode(hasher.finalize()))
     }
 
@@ -100,6 +134,25 @@ mod tests {
                 .unwrap()
                 .derive("OrderPicked")
         );
+    }
+
+    #[test]
+    fn scoped_format_is_stable_and_separates_owners() {
+        // Pinned (DESIGN.md section 2): changing it re-keys every first fact in flight.
+        let client = IdempotencyKey::new("5d1f7c1e-demo-1").unwrap();
+        // Computed independently: sha256(b"client-v1\x1forder\x1f456\x1f5d1f7c1e-demo-1").
+        let key = IdempotencyKey::for_order("456", &client);
+        assert_eq!(
+            key.as_str(),
+            "0d1aa6232cca0cc2611031d7b60992efc44a339f24c7ad8de1786ff99e4f4594"
+        );
+        assert_ne!(key, IdempotencyKey::for_order("457", &client));
+        // sha256(b"client-v1\x1freturn\x1f456\x1f5d1f7c1e-demo-1"): the order's id as owner.
+        assert_eq!(
+            IdempotencyKey::for_return("456", &client).as_str(),
+            "eabb50e78e377a34d9048dc769228a283273a0f46af81da532f13a024f2cc848"
+        );
+        assert_ne!(key, client, "never the raw client key");
     }
 
     #[test]
