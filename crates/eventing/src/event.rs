@@ -18,6 +18,9 @@ const DETAIL_CAPACITY: usize = 1024;
 /// Bytes AWS counts for an entry's `Time`, whether or not it is set.
 const TIME_BYTES: usize = 14;
 
+/// Environment variable through which Lambda hands each invocation its X-Ray trace header.
+pub(crate) const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
+
 /// An event ready to publish: envelope fields from the contract constants, detail serialized once.
 ///
 /// Serializing at construction means the size used for batching is exactly what is sent, and a
@@ -65,6 +68,16 @@ impl OutgoingEvent {
     /// Sets the X-Ray trace header to send with the event (from `_X_AMZN_TRACE_ID`).
     pub fn with_trace_header(mut self, header: Option<String>) -> Self {
         self.trace_header = header;
+        self
+    }
+
+    /// Sets the trace header to the current invocation's (`_X_AMZN_TRACE_ID`, read now: Lambda
+    /// sets a new one for every invocation of a warm sandbox) unless one is set: an event kept in
+    /// an outbox and published later by a relay stays on the trace of the request that made it.
+    pub fn with_invocation_trace(mut self) -> Self {
+        if self.trace_header.is_none() {
+            self.trace_header = std::env::var(TRACE_ENV).ok().filter(|h| !h.is_empty());
+        }
         self
     }
 

@@ -13,6 +13,9 @@
 //!   `idempotency` crate (concurrently, bounded, a panic confined to its record), publishes the
 //!   events of the whole batch in one call, and answers a partial batch response naming only
 //!   the records to retry. It also takes a bare EventBridge event (`sam local invoke`).
+//! - The transactional outbox ([`OutboxRelay`], [`ChangeFeed`]): an HTTP API stores the fact it
+//!   makes true in the same write as the state change ([`OutgoingEvent::to_outbox`]); the
+//!   domain's relay publishes it from the table's stream and reports what it could not.
 //!
 //! ```
 //! use contracts::{Detail, IdempotencyKey, Metadata, OrderPicked};
@@ -45,6 +48,7 @@ mod consumer;
 mod error;
 mod event;
 mod handler;
+mod outbox;
 mod publish;
 #[cfg(test)]
 mod test_support;
@@ -56,6 +60,9 @@ pub use consumer::{
 pub use error::{ConsumerError, EventingError};
 pub use event::{MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, OutgoingEvent};
 pub use handler::{EventHandler, HandlerError};
+pub use outbox::{
+    ChangeFeed, OUTBOX_ATTRIBUTE, OutboxRelay, RelayOutcome, RelayReport, RelayedRecord,
+};
 pub use publish::{
     EventBridgePublisher, EventPublisher, FailedEntry, InMemoryPublisher, PublishError, RetryPolicy,
 };

@@ -75,6 +75,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// The configuration of a function that only publishes (an outbox relay): the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// `EVENT_BUS_NAME`.
+    pub event_bus: String,
+}
+
+impl BusConfig {
+    /// Reads the configuration; names the missing variable on failure.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            event_bus: env.required("EVENT_BUS_NAME")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

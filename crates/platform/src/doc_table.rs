@@ -2,7 +2,9 @@
 //! need, each one round trip. Domain stores wrap it behind their own capability traits.
 //!
 //! Item layout: `pk` (S, `<TYPE>#<id>`), `doc` (S, the document as JSON), `state` (S, optional, a
-//! small status that conditional transitions test without parsing `doc`).
+//! small status that conditional writes test without parsing `doc`). Stores whose writes need
+//! more (a transaction, an outbox attribute) build them with [`DocTable::client`] and the
+//! encoding helpers here, so every store reads and writes documents the same way.
 
 use std::collections::HashMap;
 
@@ -62,7 +64,18 @@ impl DocTable {
         }
     }
 
-    fn corrupt(&self, pk: &str, problem: impl std::fmt::Display) -> DocTableError {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    /// The DynamoDB client, for writes this type does not offer.
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    /// A [`DocTableError::Corrupt`] for the item `pk`.
+    pub fn corrupt(&self, pk: &str, problem: impl std::fmt::Display) -> DocTableError {
         DocTableError::Corrupt {
             table: self.table.clone(),
             pk: pk.to_owned(),
@@ -70,7 +83,8 @@ impl DocTable {
         }
     }
 
-    fn sdk(
+    /// A [`DocTableError::DynamoDb`] for a failed call.
+    pub fn sdk_error(
         &self,
         operation: &'static str,
         source: impl std::error::Error + Send + Sync + 'static,
@@ -82,7 +96,8 @@ impl DocTable {
         }
     }
 
-    fn decode<T: DeserializeOwned>(
+    /// The document of a stored item.
+    pub fn decode<T: DeserializeOwned>(
         &self,
         pk: &str,
         item: &HashMap<String, AttributeValue>,
@@ -94,7 +109,8 @@ impl DocTable {
         serde_json::from_str(doc).map_err(|e| self.corrupt(pk, e))
     }
 
-    fn encode<T: Serialize>(&self, pk: &str, doc: &T) -> Result<AttributeValue, DocTableError> {
+    /// A document as the `doc` attribute.
+    pub fn encode<T: Serialize>(&self, pk: &str, doc: &T) -> Result<AttributeValue, DocTableError> {
         serde_json::to_string(doc)
             .map(AttributeValue::S)
             .map_err(|e| self.corrupt(pk, e))
@@ -126,59 +142,31 @@ impl DocTable {
                     let existing = e.item().ok_or_else(|| self.corrupt(pk, "condition failed without ALL_OLD"))?;
                     self.decode(pk, existing)
                 }
-                other => Err(self.sdk("PutItem", other)),
+                other => Err(self.sdk_error("PutItem", other)),
             },
         }
     }
 
-    /// Writes `doc` whatever is there (projections of full-state events).
-    pub async fn put<T: Serialize>(&self, pk: &str, doc: &T) -> Result<(), DocTableError> {
+    /// Writes `doc` whatever is there (projections of full-state events), keeping the item's
+    /// other attributes (counters other writes keep beside the document).
+    pub async fn put_doc<T: Serialize>(&self, pk: &str, doc: &T) -> Result<(), DocTableError> {
         self.client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(pk.to_owned()))
-            .item("doc", self.encode(pk, doc)?)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update_expression("SET doc = :doc")
+            .expression_attribute_values(":doc", self.encode(pk, doc)?)
             .send()
             .await
-            .map_err(|e| self.sdk("PutItem", e.into_service_error()))?;
+            .map_err(|e| self.sdk_error("UpdateItem", e.into_service_error()))?;
         Ok(())
     }
 
-    /// Replaces the document only while its `state` is `from`, setting it to `to`. Returns false
-    /// when the condition failed (another writer moved it, or it does not exist).
-    pub async fn transition<T: Serialize>(
+    /// The item at `pk`, all its attributes (strongly consistent).
+    pub async fn get_item(
         &self,
         pk: &str,
-        doc: &T,
-        from: &str,
-        to: &str,
-    ) -> Result<bool, DocTableError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(pk.to_owned()))
-            .item("doc", self.encode(pk, doc)?)
-            .item("state", AttributeValue::S(to.to_owned()))
-            .condition_expression("#state = :from")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.into_service_error() {
-                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(self.sdk("PutItem", other)),
-            },
-        }
-    }
-
-    /// The document at `pk` with its `state` attribute (strongly consistent).
-    pub async fn get_with_state<T: DeserializeOwned>(
-        &self,
-        pk: &str,
-    ) -> Result<Option<(T, Option<String>)>, DocTableError> {
+    ) -> Result<Option<HashMap<String, AttributeValue>>, DocTableError> {
         let out = self
             .client
             .get_item()
@@ -187,28 +175,14 @@ impl DocTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.sdk("GetItem", e.into_service_error()))?;
-        out.item
-            .as_ref()
-            .map(|item| {
-                let state = item.get("state").and_then(|v| v.as_s().ok()).cloned();
-                Ok((self.decode(pk, item)?, state))
-            })
-            .transpose()
+            .map_err(|e| self.sdk_error("GetItem", e.into_service_error()))?;
+        Ok(out.item)
     }
 
     /// The document at `pk` (strongly consistent).
     pub async fn get<T: DeserializeOwned>(&self, pk: &str) -> Result<Option<T>, DocTableError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.sdk("GetItem", e.into_service_error()))?;
-        out.item
+        self.get_item(pk)
+            .await?
             .as_ref()
             .map(|item| self.decode(pk, item))
             .transpose()

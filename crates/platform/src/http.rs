@@ -166,7 +166,7 @@ impl ApiResponse {
     }
 }
 
-/// An error answered to the client as `{"error": {"type": ..., "message": ...}}`.
+/// An error answered to the client as `{"error": {"type": ..., "message": ..., <details>}}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {error_type}: {message}")]
 pub struct ApiError {
@@ -176,6 +176,9 @@ pub struct ApiError {
     pub error_type: &'static str,
     /// Human-readable explanation (never personal data, never internals).
     pub message: String,
+    /// Machine-readable fields a client can act on (e.g. the SKU of a refused line and how many
+    /// units may still be returned), answered beside `type` and `message`.
+    pub details: BTreeMap<&'static str, serde_json::Value>,
 }
 
 impl ApiError {
@@ -185,7 +188,14 @@ impl ApiError {
             status,
             error_type,
             message: message.into(),
+            details: BTreeMap::new(),
         }
+    }
+
+    /// Adds a machine-readable field to the error object (`type` and `message` are taken).
+    pub fn with_detail(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(name, value.into());
+        self
     }
 
     /// 400 Bad Request.
@@ -221,10 +231,13 @@ impl ApiError {
 
 impl From<ApiError> for ApiResponse {
     fn from(e: ApiError) -> Self {
-        ApiResponse::json(
-            e.status,
-            &serde_json::json!({ "error": { "type": e.error_type, "message": e.message } }),
-        )
+        let mut error = serde_json::Map::new();
+        for (name, value) in e.details {
+            error.insert(name.to_owned(), value);
+        }
+        error.insert("type".to_owned(), e.error_type.into());
+        error.insert("message".to_owned(), e.message.into());
+        ApiResponse::json(e.status, &serde_json::json!({ "error": error }))
     }
 }
 
@@ -266,6 +279,22 @@ mod tests {
         assert_eq!(request.path, "/orders");
         assert!(request.header("Idempotency-Key").is_some());
         assert!(request.json::<serde_json::Value>().is_ok());
+    }
+
+    #[test]
+    fn error_details_are_answered_beside_type_and_message() {
+        let response: ApiResponse = ApiError::new(409, "ReturnExceedsShipped", "too many")
+            .with_detail("sku", "MUG")
+            .with_detail("returnable", 0)
+            .with_detail("type", "ignored")
+            .into();
+        let body: serde_json::Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "error": {
+                "type": "ReturnExceedsShipped", "message": "too many", "sku": "MUG", "returnable": 0
+            }})
+        );
     }
 
     #[test]

@@ -336,24 +336,24 @@ impl InitTimer {
     }
 }
 
-/// Whether a function opens its AWS connections during init.
+/// Whether a function opens its AWS connection during init.
 ///
 /// Chosen per function from measurements (docs/performance.md): the HTTP APIs warm up, because
 /// a client waits on the first request of a new environment, which would otherwise open the
-/// DynamoDB and EventBridge connections one after the other (TCP and TLS, at the throttled CPU
-/// share of an invocation); the warm-up opens both at once during init, where Lambda gives the
-/// CPU unthrottled. Init is billed like invocation time, so this is a latency choice, not a
-/// saving. SQS consumers do not warm up: nobody waits on their first batch.
+/// DynamoDB connection (TCP and TLS) at the throttled CPU share of an invocation; the warm-up
+/// opens it during init, where Lambda gives the CPU unthrottled. Init is billed like invocation
+/// time, so this is a latency choice, not a saving. The APIs reach DynamoDB only (their facts go
+/// out through the outbox); SQS consumers and relays do not warm up: nobody waits on their
+/// first batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WarmUp {
     /// Nothing before the first event: the first event's calls open the connections.
     Off,
-    /// One cheap request each to DynamoDB (an eventually consistent `GetItem` of an absent key
-    /// in `IDEMPOTENCY_TABLE`: half a read unit) and EventBridge (a `PutEvents` without entries,
-    /// refused by validation: nothing published, nothing billed) during init, so the first
-    /// event finds the TCP and TLS connections open. Failures are ignored; it never takes more
-    /// than [`WARM_UP_LIMIT`].
-    Connections,
+    /// One cheap request to DynamoDB during init (an eventually consistent `GetItem` of an
+    /// absent key in `IDEMPOTENCY_TABLE`: half a read unit), so the first event finds the TCP
+    /// and TLS connection open. Failures are ignored; it never takes more than
+    /// [`WARM_UP_LIMIT`].
+    DynamoDb,
 }
 
 /// The longest a warm-up may add to init.
@@ -378,7 +378,7 @@ pub async fn function<C, T>(
     timer.phase("sdk_config");
     let wired = wire(&config, &sdk);
     timer.phase("clients");
-    if warm == WarmUp::Connections {
+    if warm == WarmUp::DynamoDb {
         warm_up(&sdk, &env).await;
         timer.phase("warm_up");
     }
@@ -386,21 +386,11 @@ pub async fn function<C, T>(
     Ok(wired)
 }
 
-/// Opens a connection to DynamoDB and one to EventBridge through the configuration's shared
-/// HTTP client (so into the pool the function's own clients use).
+/// Opens a connection to DynamoDB through the configuration's shared HTTP client (so into the
+/// pool the function's own clients use).
 async fn warm_up<F: Fn(&str) -> Option<String>>(sdk: &aws_config::SdkConfig, env: &Env<F>) {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let once = || {
-        (
-            aws_config::retry::RetryConfig::disabled(),
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(WARM_UP_LIMIT)
-                .operation_timeout(WARM_UP_LIMIT)
-                .build(),
-        )
-    };
     let table = env.required("IDEMPOTENCY_TABLE").unwrap_or_default();
-    let (retry, timeout) = once();
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk)
         .get_item()
         .table_name(table)
@@ -408,27 +398,17 @@ async fn warm_up<F: Fn(&str) -> Option<String>>(sdk: &aws_config::SdkConfig, env
         .customize()
         .config_override(
             aws_sdk_dynamodb::config::Builder::default()
-                .retry_config(retry)
-                .timeout_config(timeout),
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(WARM_UP_LIMIT)
+                        .operation_timeout(WARM_UP_LIMIT)
+                        .build(),
+                ),
         )
-        .send();
-    let (retry, timeout) = once();
-    let eventbridge = aws_sdk_eventbridge::Client::new(sdk)
-        .put_events()
-        .set_entries(Some(Vec::new()))
-        .customize()
-        .config_override(
-            aws_sdk_eventbridge::config::Builder::default()
-                .retry_config(retry)
-                .timeout_config(timeout),
-        )
-        .send();
-    let (dynamodb, eventbridge) = futures::future::join(dynamodb, eventbridge).await;
-    tracing::debug!(
-        dynamodb_ok = dynamodb.is_ok(),
-        eventbridge_ok = eventbridge.is_ok(),
-        "connections warmed up"
-    );
+        .send()
+        .await;
+    tracing::debug!(dynamodb_ok = dynamodb.is_ok(), "connection warmed up");
 }
 
 /// Remaining time of an invocation from its context deadline (epoch ms). A deadline in the past

@@ -12,9 +12,7 @@ use super::{
     EventPublisher, FailedEntry, PublishError, RetryPolicy, plan_requests, split_oversized,
 };
 use crate::OutgoingEvent;
-
-/// Environment variable through which Lambda hands each invocation its X-Ray trace header.
-const TRACE_ENV: &str = "_X_AMZN_TRACE_ID";
+use crate::event::TRACE_ENV;
 
 /// PutEvents requests in flight at once: enough to publish a large batch quickly, few enough
 /// not to trip the account's PutEvents throttle on their own.
