@@ -73,15 +73,10 @@ fn functions() -> &'static Functions {
                     ),
                 ),
             ],
-            orders_api: orders::api::OrdersApi::new(
-                idempotency("create-order"),
-                order_store,
-                Arc::new(InMemoryPublisher::new()),
-            ),
+            orders_api: orders::api::OrdersApi::new(idempotency("create-order"), order_store),
             support_api: support::api::SupportApi::new(
                 idempotency("request-return"),
                 support_store,
-                Arc::new(InMemoryPublisher::new()),
             ),
         }
     })

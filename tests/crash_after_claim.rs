@@ -105,7 +105,7 @@ async fn killed_after_claim(when: KilledWhile) {
     let audit = audit_queue(&direct, &stack).await;
     let sqs = aws_sdk_sqs::Client::new(&direct);
     let ddb = aws_sdk_dynamodb::Client::new(&direct);
-    let in_process = wire(&stack, &direct);
+    let in_process = wire(&stack, &direct, &direct);
     let hang = match when {
         KilledWhile::Publishing => Rule::new("hang", Fault::Hang).operations(&["PutEvents"]),
         KilledWhile::Completing => Rule::new("hang", Fault::Hang)
@@ -122,6 +122,11 @@ async fn killed_after_claim(when: KilledWhile) {
     let api = &in_process.orders_api;
     let created = send(&mut ClientFigures::default(), || api.handle(&post, None)).await;
     assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        in_process.relay().await.published,
+        1,
+        "OrderCreated relayed"
+    );
     let bodies = stack.drain(&sqs, "FulfillmentEventsQueue").await.unwrap();
     assert_eq!(bodies.len(), 1);
     let batch = sqs_batch("msg-1", &bodies[0]);

@@ -21,7 +21,7 @@ use platform::http::ApiRequest;
 use serde_json::Value;
 use support::{
     BusRecord, ClientFigures, Deliveries, REMAINING, TableState, audit_queue, drain_url, fixture,
-    idempotency_records, json, product_sdk, send, settle, table_state, wire,
+    idempotency_records, json, product_sdk, send, settle_all, table_state, wire,
 };
 use testkit::{LocalStack, moto, template};
 
@@ -121,7 +121,7 @@ async fn lifecycle(plan: FaultPlan) -> Run {
     let stack = LocalStack::provision(&direct, &template()).await.unwrap();
     let audit = audit_queue(&direct, &stack).await;
     let proxy = FaultProxy::start(moto().endpoint(), plan).await.unwrap();
-    let functions = wire(&stack, &product_sdk(proxy.endpoint()).await);
+    let functions = wire(&stack, &direct, &product_sdk(proxy.endpoint()).await);
     let sqs = aws_sdk_sqs::Client::new(&direct);
     let ddb = aws_sdk_dynamodb::Client::new(&direct);
     let mut client = ClientFigures::default();
@@ -147,7 +147,7 @@ async fn lifecycle(plan: FaultPlan) -> Run {
         order_ids.push(json(&first)["order-id"].as_str().unwrap().to_owned());
     }
 
-    settle(&stack, &sqs, &functions.consumers, &mut tally).await;
+    settle_all(&stack, &sqs, &functions, &mut tally).await;
     for order_id in &order_ids {
         let mut get = fixture("http/get-order.json");
         get.path = format!("/orders/{order_id}");
@@ -177,7 +177,7 @@ async fn lifecycle(plan: FaultPlan) -> Run {
         assert_eq!(second.header("idempotent-replayed"), Some("true"));
     }
 
-    settle(&stack, &sqs, &functions.consumers, &mut tally).await;
+    settle_all(&stack, &sqs, &functions, &mut tally).await;
     for (n, order_id) in order_ids.iter().enumerate() {
         let mut get = fixture("http/get-order.json");
         get.path = format!("/orders/{order_id}");

@@ -40,7 +40,7 @@ fn every_fixture_folder_is_known() {
     for entry in std::fs::read_dir(events_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
-            ["eventbridge", "sqs", "http", "bad"].contains(&name.as_str()),
+            ["eventbridge", "sqs", "http", "dynamodb", "bad"].contains(&name.as_str()),
             "events/{name} is not parsed by any test"
         );
     }
@@ -80,6 +80,47 @@ fn sqs_fixtures_carry_eventbridge_events_in_their_bodies() {
             parse_envelope(envelope).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
     }
+}
+
+#[tokio::test]
+async fn dynamodb_fixtures_are_stream_records_whose_facts_the_relays_publish() {
+    // events/dynamodb/<table>-<fact>.json: one fact each, published by its table's relay.
+    let mut seen = Vec::new();
+    for path in files("dynamodb") {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let payload: Value = read(&path);
+        let _: aws_lambda_events::dynamodb::Event = serde_json::from_value(payload.clone())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let publisher = eventing::InMemoryPublisher::new();
+        let relay = if name.starts_with("orders-table-") {
+            orders::outbox_relay(std::sync::Arc::new(publisher.clone()))
+        } else {
+            assert!(name.starts_with("support-table-"), "{name}: which table?");
+            support::outbox_relay(std::sync::Arc::new(publisher.clone()))
+        };
+        let answer = relay.handle_payload(payload, None).await.unwrap();
+        assert_eq!(
+            answer["batchItemFailures"],
+            serde_json::json!([]),
+            "{name}: {answer}"
+        );
+        let published = publisher.published();
+        assert_eq!(published.len(), 1, "{name}");
+        let fact = published[0].detail_type.clone();
+        let kebab: String = fact
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let dash = (i > 0 && c.is_ascii_uppercase()).then_some('-');
+                dash.into_iter()
+                    .chain(std::iter::once(c.to_ascii_lowercase()))
+            })
+            .collect();
+        assert!(name.ends_with(&kebab), "{name} carries {fact}");
+        seen.push(fact);
+    }
+    seen.sort();
+    assert_eq!(seen, ["OrderCreated", "ReturnReceived", "ReturnRequested"]);
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! End to end on the moto stand-in provisioned from `template.yaml`, through each function's real
-//! wiring (`wire_api` / `wire_events`, the code the Lambda binaries run) with the environment the
-//! template gives it: an order goes to Shipped via the template's rules and queues, a return goes
-//! to Returned, and every HTTP request and every SQS batch is delivered twice with no second effect.
+//! wiring (`wire_api` / `wire_events` / `wire_outbox_relay`, the code the Lambda binaries run) with
+//! the environment the template gives it: an order goes to Shipped via the outbox relays, the
+//! template's rules and queues, a return goes to Returned, and every HTTP request and every SQS
+//! batch is delivered twice with no second effect.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -38,16 +41,19 @@ struct Tally {
 struct Pipeline {
     stack: LocalStack,
     sqs: aws_sdk_sqs::Client,
+    relays: support::Relays,
     consumers: Vec<(&'static str, Consumer)>,
     tallies: BTreeMap<&'static str, Tally>,
 }
 
 impl Pipeline {
-    /// Drains every consumer queue into its consumer until all are empty; each batch is
-    /// delivered twice, as SQS does when an acknowledgement is lost.
+    /// Relays the tables' new facts and drains every consumer queue into its consumer until
+    /// all are empty; each batch is delivered twice, as SQS does when an acknowledgement is lost.
     async fn settle(&mut self) {
         loop {
-            let mut moved = false;
+            let pumped = self.relays.pump().await;
+            assert_eq!(pumped.waiting, 0, "no relay fails here");
+            let mut moved = pumped.published > 0;
             for (queue, consumer) in &self.consumers {
                 let bodies = self.stack.drain(&self.sqs, queue).await.unwrap();
                 if bodies.is_empty() {
@@ -98,12 +104,13 @@ async fn an_order_ships_and_is_returned_with_every_delivery_duplicated() {
         &orders::Config::from_env(&env_of(&stack, "OrdersApiFunction")).unwrap(),
         &config,
     );
-    let support_api = support::wire_api(
-        &support::Config::from_env(&env_of(&stack, "SupportApiFunction")).unwrap(),
+    let support_api = ::support::wire_api(
+        &::support::Config::from_env(&env_of(&stack, "SupportApiFunction")).unwrap(),
         &config,
     );
     let mut pipeline = Pipeline {
         sqs: aws_sdk_sqs::Client::new(&config),
+        relays: support::Relays::new(&stack, &config, &config),
         consumers: vec![
             (
                 "FulfillmentEventsQueue",
@@ -122,8 +129,8 @@ async fn an_order_ships_and_is_returned_with_every_delivery_duplicated() {
             ),
             (
                 "SupportEventsQueue",
-                support::wire_events(
-                    &support::Config::from_env(&env_of(&stack, "SupportEventsFunction")).unwrap(),
+                ::support::wire_events(
+                    &::support::Config::from_env(&env_of(&stack, "SupportEventsFunction")).unwrap(),
                     &config,
                 ),
             ),
@@ -208,8 +215,8 @@ async fn an_order_ships_and_is_returned_with_every_delivery_duplicated() {
 async fn a_return_for_an_order_support_has_not_seen_ship_is_409() {
     let config = moto().sdk_config().await;
     let stack = LocalStack::provision(&config, &template()).await.unwrap();
-    let support_api = support::wire_api(
-        &support::Config::from_env(&env_of(&stack, "SupportApiFunction")).unwrap(),
+    let support_api = ::support::wire_api(
+        &::support::Config::from_env(&env_of(&stack, "SupportApiFunction")).unwrap(),
         &config,
     );
     let response = support_api

@@ -13,7 +13,9 @@
 //! attempts. The local runner has no hook to wrap its hosted adapters, hence this hosting.
 //!
 //! Requests: 10,000 `POST /orders`, 30% sent twice (half concurrently, half after the first
-//! answer), by clients that retry 5xx and 409 as the API advises.
+//! answer), by clients that retry 5xx and 409 as the API advises. Each order is stored with its
+//! `OrderCreated` fact; the outbox relays read the in-memory tables' streams as Lambda's event
+//! source mapping does (`local::streams`), publishing through the same fault layer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use contracts::OrderStatus;
+use eventing::OutgoingEvent;
 use eventing::{BatchReport, BatchStats, Consumer, EventPublisher};
 use faults::Service;
 use faults::ports::{FaultyPublisher, FaultyStore, InjectedFault, PortFaults};
@@ -33,14 +36,15 @@ use futures::StreamExt;
 use idempotency::{Idempotency, IdempotencyConfig, InMemoryStore};
 use local::bus::{Bus, BusPublisher, Duplicates};
 use local::router::Router;
+use local::streams::{StreamReader, StreamSource};
 use local::topology::Topology;
 use orders::domain::Order;
 use orders::store::{Advance, InMemoryOrderStore, OrderStore, StoreError};
 use platform::doc_table::DocTableError;
 use platform::http::{ApiRequest, ApiResponse};
 use sam_template::Stack;
-use support::domain::{Return, ShippedOrder};
-use support::store::{InMemorySupportStore, Receipt, SupportStore};
+use support::domain::{Return, ShippedOrder, Units};
+use support::store::{InMemorySupportStore, Receipt, Requested, SupportStore};
 
 const ORDERS: usize = 10_000;
 const DUPLICATES: f64 = 0.3;
@@ -79,9 +83,9 @@ const DDB: Service = Service::DynamoDb;
 
 #[async_trait]
 impl OrderStore for Faulty<InMemoryOrderStore> {
-    async fn insert(&self, order: &Order) -> Result<Order, StoreError> {
+    async fn insert(&self, order: &Order, created: &OutgoingEvent) -> Result<Order, StoreError> {
         self.faults
-            .run(&DDB, "PutItem", true, || self.inner.insert(order))
+            .run(&DDB, "PutItem", true, || self.inner.insert(order, created))
             .await
             .map_err(orders_error("PutItem"))?
     }
@@ -138,14 +142,17 @@ impl FulfillmentStore for Faulty<InMemoryFulfillmentStore> {
 impl SupportStore for Faulty<InMemorySupportStore> {
     async fn put_shipped_order(&self, order: &ShippedOrder) -> Result<(), DocTableError> {
         self.faults
-            .run(&DDB, "PutItem", true, || {
+            .run(&DDB, "UpdateItem", true, || {
                 self.inner.put_shipped_order(order)
             })
             .await
-            .map_err(doc_error("PutItem"))?
+            .map_err(doc_error("UpdateItem"))?
     }
 
-    async fn shipped_order(&self, order_id: &str) -> Result<Option<ShippedOrder>, DocTableError> {
+    async fn shipped_order(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(ShippedOrder, Units)>, DocTableError> {
         self.faults
             .run(&DDB, "GetItem", false, || {
                 self.inner.shipped_order(order_id)
@@ -154,11 +161,18 @@ impl SupportStore for Faulty<InMemorySupportStore> {
             .map_err(doc_error("GetItem"))?
     }
 
-    async fn insert_return(&self, ret: &Return) -> Result<Return, DocTableError> {
+    async fn request_return(
+        &self,
+        ret: &Return,
+        requested: &OutgoingEvent,
+        shipped: &ShippedOrder,
+    ) -> Result<Requested, DocTableError> {
         self.faults
-            .run(&DDB, "PutItem", true, || self.inner.insert_return(ret))
+            .run(&DDB, "TransactWriteItems", true, || {
+                self.inner.request_return(ret, requested, shipped)
+            })
             .await
-            .map_err(doc_error("PutItem"))?
+            .map_err(doc_error("TransactWriteItems"))?
     }
 
     async fn get_return(&self, return_id: &str) -> Result<Option<Return>, DocTableError> {
@@ -168,20 +182,17 @@ impl SupportStore for Faulty<InMemorySupportStore> {
             .map_err(doc_error("GetItem"))?
     }
 
-    async fn begin_receipt(&self, received: &Return) -> Result<Option<Receipt>, DocTableError> {
+    async fn receive_return(
+        &self,
+        received: &Return,
+        fact: &OutgoingEvent,
+    ) -> Result<Option<Receipt>, DocTableError> {
         self.faults
-            .run(&DDB, "PutItem", true, || self.inner.begin_receipt(received))
-            .await
-            .map_err(doc_error("PutItem"))?
-    }
-
-    async fn finish_receipt(&self, received: &Return) -> Result<(), DocTableError> {
-        self.faults
-            .run(&DDB, "PutItem", true, || {
-                self.inner.finish_receipt(received)
+            .run(&DDB, "UpdateItem", true, || {
+                self.inner.receive_return(received, fact)
             })
             .await
-            .map_err(doc_error("PutItem"))?
+            .map_err(doc_error("UpdateItem"))?
     }
 }
 
@@ -192,6 +203,8 @@ struct Hosted {
     bus: Arc<Bus>,
     /// Per queue: its consumer.
     consumers: Vec<Option<Consumer>>,
+    /// The outbox relays, with the readers of their tables' streams.
+    relays: tokio::sync::Mutex<Vec<(eventing::OutboxRelay, StreamReader)>>,
     orders_api: orders::api::OrdersApi,
     orders: InMemoryOrderStore,
     fulfillment: InMemoryFulfillmentStore,
@@ -227,6 +240,7 @@ fn host(faults: &PortFaults, seed: u64) -> Hosted {
     let table = FaultyStore::new(InMemoryStore::new(), faults.clone());
     let table = Arc::new(table);
     let mut consumers: Vec<Option<Consumer>> = vec![None; topology.queues.len()];
+    let mut relays = Vec::new();
     let mut orders_api = None;
     for (index, function) in topology.functions.iter().enumerate() {
         let idempotency = |operation: &str, cache: usize| {
@@ -248,11 +262,24 @@ fn host(faults: &PortFaults, seed: u64) -> Hosted {
         );
         let consumer = match function.binary.as_str() {
             "orders-api" => {
-                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
                 orders_api = Some(orders::api::OrdersApi::new(
                     idempotency("create-order", 0),
                     order_store.clone(),
-                    publisher,
+                ));
+                None
+            }
+            "orders-outbox-relay" | "support-outbox-relay" => {
+                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
+                let (relay, feed) = if function.binary == "orders-outbox-relay" {
+                    (orders::outbox_relay(publisher), orders.changes())
+                } else {
+                    (support::outbox_relay(publisher), support.changes())
+                };
+                let stream = &topology.streams[function.streams[0]];
+                let source = StreamSource::Memory(feed.clone());
+                relays.push((
+                    relay,
+                    StreamReader::new(source, stream.batch_size, stream.max_retries),
                 ));
                 None
             }
@@ -283,6 +310,7 @@ fn host(faults: &PortFaults, seed: u64) -> Hosted {
         orders_api: orders_api.expect("the template has orders-api"),
         bus,
         consumers,
+        relays: tokio::sync::Mutex::new(relays),
         orders,
         fulfillment,
         support,
@@ -336,13 +364,36 @@ fn order_request(i: usize) -> ApiRequest {
     request
 }
 
-/// Delivers rounds of batches (every consumed queue's `MaximumConcurrency` per lane, each batch
-/// in its own task) until the queues are empty and no failed message waits to be visible.
+/// Relays every new stream record; a stream whose batch failed stops there (retried next
+/// round, from the failed record). Returns the records still waiting.
+async fn pump(hosted: &Hosted) -> usize {
+    let mut relays = hosted.relays.lock().await;
+    let mut waiting = 0;
+    for (relay, reader) in relays.iter_mut() {
+        while let Some(delivered) = reader.deliver_next(relay, Some(REMAINING)).await.unwrap() {
+            assert!(delivered.given_up.is_empty(), "{:?}", delivered.given_up);
+            if delivered.report.failed() > 0 {
+                break;
+            }
+        }
+        waiting += reader.pending();
+    }
+    waiting
+}
+
+/// Relays the table streams and delivers rounds of batches (every consumed queue's
+/// `MaximumConcurrency` per lane, each batch in its own task) until the streams and queues are
+/// empty and no failed message waits to be visible.
 async fn settle(hosted: &Hosted) -> usize {
     let mut rounds = 0;
     loop {
+        let waiting_in_streams = pump(hosted).await;
         let batches = hosted.bus.receive_round();
         if batches.is_empty() {
+            if waiting_in_streams > 0 {
+                tokio::time::sleep(VISIBILITY).await;
+                continue;
+            }
             match hosted.bus.next_visible() {
                 Some(due) => {
                     tokio::time::sleep_until(due.into()).await;

@@ -31,6 +31,7 @@ struct World {
     stack: LocalStack,
     proxy: FaultProxy,
     functions: support::Functions,
+    direct: aws_config::SdkConfig,
     sdk: aws_config::SdkConfig,
     sqs: aws_sdk_sqs::Client,
     ddb: aws_sdk_dynamodb::Client,
@@ -46,10 +47,11 @@ async fn world() -> World {
         .unwrap();
     let sdk = product_sdk(proxy.endpoint()).await;
     World {
-        functions: wire(&stack, &sdk),
-        sdk,
+        functions: wire(&stack, &direct, &sdk),
         sqs: aws_sdk_sqs::Client::new(&direct),
         ddb: aws_sdk_dynamodb::Client::new(&direct),
+        direct,
+        sdk,
         stack,
         proxy,
         audit,
@@ -71,6 +73,11 @@ async fn create_orders(w: &World, n: usize) -> Vec<String> {
         assert_eq!(created.status, 201, "{}", created.body);
         ids.push(json(&created)["order-id"].as_str().unwrap().to_owned());
     }
+    assert_eq!(
+        w.functions.relay().await.published,
+        n,
+        "OrderCreated relayed"
+    );
     ids
 }
 
@@ -184,7 +191,10 @@ async fn a_batch_redelivered_after_success_has_no_second_effect() {
     );
 
     // A new container (cold start) receives it a third time.
-    let cold = support::wire(&w.stack, &w.sdk).consumers.remove(0).1;
+    let cold = support::wire(&w.stack, &w.direct, &w.sdk)
+        .consumers
+        .remove(0)
+        .1;
     let third = receive(&w, queue, ORDERS, Some(&ids(&first))).await;
     assert!(receive_counts(&third).iter().all(|c| c == "3"));
     w.proxy.reset_stats();

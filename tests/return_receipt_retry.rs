@@ -5,8 +5,9 @@
 //! key with another `received-at`. The orders projection refused that copy as a key reused with
 //! other data, on every delivery, until it was dead-lettered.
 //!
-//! Every copy of one fact must carry the same data, and every copy must be consumed without a
-//! failure.
+//! Since the outbox, a receipt is one conditional write of the return and its fact, published by
+//! the relay. Every copy of one fact must still carry the same data, and every copy must be
+//! consumed without a failure, whatever the receipt's retries and races.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -19,7 +20,7 @@ use faults::{Fault, FaultPlan, FaultProxy, Rule, Service};
 use serde_json::Value;
 use support::{
     BusRecord, ClientFigures, REMAINING, audit_queue, drain_url, fixture, json, product_sdk, send,
-    settle, wire,
+    settle_all, wire,
 };
 use testkit::{LocalStack, moto, template};
 
@@ -40,7 +41,7 @@ async fn shipped_with_a_return() -> Shipped {
     let proxy = FaultProxy::start(moto().endpoint(), FaultPlan::none())
         .await
         .unwrap();
-    let functions = wire(&stack, &product_sdk(proxy.endpoint()).await);
+    let functions = wire(&stack, &direct, &product_sdk(proxy.endpoint()).await);
     let sqs = aws_sdk_sqs::Client::new(&direct);
     let mut client = ClientFigures::default();
 
@@ -48,7 +49,7 @@ async fn shipped_with_a_return() -> Shipped {
     let api = &functions.orders_api;
     let created = send(&mut client, || api.handle(&post, Some(REMAINING))).await;
     let order_id = json(&created)["order-id"].as_str().unwrap().to_owned();
-    settle(&stack, &sqs, &functions.consumers, &mut BTreeMap::new()).await;
+    settle_all(&stack, &sqs, &functions, &mut BTreeMap::new()).await;
 
     let mut post = fixture("http/post-return.json");
     let mut body: Value = serde_json::from_slice(&post.body).unwrap();
@@ -70,7 +71,9 @@ async fn shipped_with_a_return() -> Shipped {
 
 /// Returns how many copies of the fact the bus carried.
 async fn check_one_fact_consumed_cleanly(s: &Shipped) -> usize {
-    // The orders projection takes every copy, one invocation each, as SQS would hand them out.
+    // The relay publishes the stored fact; the orders projection takes every copy, one
+    // invocation each, as SQS would hand them out.
+    s.functions.relay().await;
     let consumer = &s.functions.consumers[1].1;
     let mut outcomes = Vec::new();
     for body in s.stack.drain(&s.sqs, "OrdersEventsQueue").await.unwrap() {
@@ -110,14 +113,13 @@ async fn check_one_fact_consumed_cleanly(s: &Shipped) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_receipt_retried_after_its_store_failed_republishes_the_same_fact() {
     let s = shipped_with_a_return().await;
-    // Every SDK attempt of the last step (Receiving -> Received, after the fact was published)
-    // fails, once: the client's retry publishes the fact a second time.
+    // Every SDK attempt of the receipt's write fails, once: the client retries.
     s.proxy.set_plan(
         FaultPlan::seeded(1).rule(
-            Rule::new("transition", Fault::server_error(503))
+            Rule::new("receipt", Fault::server_error(503))
                 .service(Service::DynamoDb)
-                .operations(&["PutItem"])
-                .body_contains(r#"":from":{"S":"Receiving"}"#)
+                .operations(&["UpdateItem"])
+                .body_contains("#state IN")
                 .limit(u64::from(platform::init::SDK_MAX_ATTEMPTS)),
         ),
     );

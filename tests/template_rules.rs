@@ -326,8 +326,23 @@ fn every_function_has_events_fixtures_for_what_it_receives() {
                 f.logical_id, route.method, route.path
             );
         }
+        for table in &f.stream_sources {
+            // events/dynamodb/<table>-<what>.json: the stream records as Lambda delivers them.
+            let prefix = format!("{}-", kebab(table));
+            let has = std::fs::read_dir(root.join("dynamodb")).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            });
+            assert!(
+                has,
+                "{}: no events/dynamodb/{prefix}*.json fixture for its stream",
+                f.logical_id
+            );
+        }
         assert!(
-            !f.sqs_sources.is_empty() || !f.http_routes.is_empty(),
+            !f.sqs_sources.is_empty() || !f.http_routes.is_empty() || !f.stream_sources.is_empty(),
             "{} has no event source",
             f.logical_id
         );

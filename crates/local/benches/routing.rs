@@ -43,12 +43,7 @@ fn pipeline(c: &mut Criterion) {
                     .block_on(local::bench::prepare(&template, 1000))
                     .unwrap()
             },
-            |(runner, entries)| {
-                runtime.block_on(async {
-                    runner.inject(&entries);
-                    runner.settle().await.unwrap();
-                })
-            },
+            |runner| runtime.block_on(async { runner.settle().await.unwrap() }),
             criterion::BatchSize::PerIteration,
         )
     });

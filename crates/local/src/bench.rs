@@ -1,20 +1,21 @@
 //! Throughput: events routed and handled per second with in-memory stores.
 //!
-//! Each run seeds `orders` orders in the orders store (not timed), then puts one `OrderCreated`
-//! per order on the bus and times until every queue is empty. Each order makes 3 events
-//! (`OrderCreated`, `OrderPicked`, `OrderShipped`) and 5 deliveries (fulfillment x2, orders x2,
-//! support x1), each through the real consumer: parse, idempotency claim and complete, the
-//! domain handler, publishing.
+//! Each run seeds `orders` orders in the orders store with their `OrderCreated` fact, as
+//! `orders-api` stores them (not timed), then times until every table stream and queue is
+//! empty. Each order makes 3 events (`OrderCreated`, relayed from the orders table's stream,
+//! `OrderPicked`, `OrderShipped`) and 5 deliveries (fulfillment x2, orders x2, support x1), each
+//! through the real consumer: parse, idempotency claim and complete, the domain handler,
+//! publishing.
 
 use std::time::{Duration, Instant};
 
 use contracts::{Detail, IdempotencyKey, Metadata};
+use eventing::OutgoingEvent;
 use orders::domain::{CreateOrder, Order};
 use sam_template::Template;
 use serde::Serialize;
 
 use crate::LocalError;
-use crate::bus::Entry;
 use crate::runner::{Runner, RunnerOptions};
 
 /// One timed run.
@@ -117,11 +118,9 @@ fn invalid(problem: impl Into<String>) -> LocalError {
     }
 }
 
-/// Builds the runner and the `OrderCreated` entries for `orders` seeded orders.
-pub async fn prepare(
-    template: &Template,
-    orders: usize,
-) -> Result<(Runner, Vec<Entry>), LocalError> {
+/// Builds the runner with `orders` orders stored with their `OrderCreated` facts, waiting in
+/// the orders table's stream.
+pub async fn prepare(template: &Template, orders: usize) -> Result<Runner, LocalError> {
     let runner = Runner::new(template, RunnerOptions::in_memory())?;
     let table = runner
         .topology()
@@ -140,27 +139,25 @@ pub async fn prepare(
     }))
     .map_err(|e| invalid(e.to_string()))?;
     let now = chrono::Utc::now();
-    let mut entries = Vec::with_capacity(orders);
     for i in 0..orders {
         let key = IdempotencyKey::new(format!("bench-{i}")).map_err(|e| invalid(e.to_string()))?;
         let order =
             Order::create(body.clone(), key.as_str(), now).map_err(|e| invalid(e.to_string()))?;
-        let order = store
-            .insert(&order)
-            .await
-            .map_err(|e| invalid(e.to_string()))?;
         let detail = Detail::new(
-            Metadata::first(key.clone(), order.order_id.clone(), now),
+            Metadata::first(
+                IdempotencyKey::for_order(&order.customer_id, &key),
+                order.order_id.clone(),
+                now,
+            ),
             order.created_event(),
         );
-        entries.push(Entry {
-            source: contracts::source::ORDERS.to_owned(),
-            detail_type: contracts::detail_type::ORDER_CREATED.to_owned(),
-            detail: serde_json::to_string(&detail).map_err(|e| invalid(e.to_string()))?,
-            key: Some(key.to_string()),
-        });
+        let created = OutgoingEvent::new(&detail).map_err(|e| invalid(e.to_string()))?;
+        store
+            .insert(&order, &created)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
     }
-    Ok((runner, entries))
+    Ok(runner)
 }
 
 /// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux only).
@@ -175,10 +172,9 @@ fn process_cpu_time() -> Option<Duration> {
 
 /// One timed run of `orders` orders.
 pub async fn run_once(template: &Template, orders: usize) -> Result<BenchRun, LocalError> {
-    let (runner, entries) = prepare(template, orders).await?;
+    let runner = prepare(template, orders).await?;
     let cpu_before = process_cpu_time();
     let start = Instant::now();
-    runner.inject(&entries);
     runner.settle().await?;
     let elapsed = start.elapsed();
     let cpu = process_cpu_time()

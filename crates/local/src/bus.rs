@@ -522,6 +522,24 @@ impl Bus {
         }
     }
 
+    /// Counts facts an outbox relay published (the events themselves went through
+    /// [`Bus::put`]).
+    pub(crate) fn count_relayed(&self, facts: usize) {
+        self.state().summary.facts_relayed += facts;
+    }
+
+    /// Lists records an outbox relay failed on every allowed attempt (the on-failure
+    /// destination of their event source).
+    pub(crate) fn dead_letter(&self, dead: crate::flow::DeadLetter) {
+        self.state().summary.dead_letters.push(dead);
+    }
+
+    /// Wakes whoever waits in [`Bus::notified`]: something other than a publish (a write to a
+    /// table with a stream) may have work for the runner.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// Emits a line through the observer.
     pub(crate) fn emit(&self, flow: Flow) {
         self.observe(flow);

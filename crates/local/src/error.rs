@@ -108,6 +108,15 @@ pub enum LocalError {
         body: String,
     },
 
+    /// A DynamoDB table's stream could not be read (the runner's `--dynamodb` mode).
+    #[error("reading the stream of table {table}: {problem}")]
+    Stream {
+        /// The table.
+        table: String,
+        /// The call that failed and why.
+        problem: String,
+    },
+
     /// Events kept flowing after the round limit (a rule that routes a function's output back to
     /// itself would loop forever on AWS too).
     #[error("events still flowing after {batches} batches: is there a routing loop?")]
@@ -133,6 +142,7 @@ impl LocalError {
             Self::InvalidOption { .. } => "InvalidOption",
             Self::Bind { .. } => "BindFailed",
             Self::DemoStep { .. } => "DemoStepFailed",
+            Self::Stream { .. } => "StreamUnreadable",
             Self::Unsettled { .. } => "Unsettled",
         }
     }

@@ -104,6 +104,30 @@ pub struct Request {
     pub duplicate: bool,
 }
 
+/// One stream record handed to an outbox relay that published its fact or failed on it
+/// (records that carry no new fact, such as a status update, make no line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Relay {
+    /// When the relay answered.
+    pub time: DateTime<Utc>,
+    /// The table whose stream it is (logical id).
+    pub table: String,
+    /// The item's key.
+    pub key: Option<String>,
+    /// The relay's binary.
+    pub target: String,
+    /// `published` or `failed:<error type>`.
+    pub outcome: String,
+    /// The fact's detail type, when published.
+    pub detail_type: Option<String>,
+    /// The fact's idempotency key, when published.
+    pub idempotency_key: Option<String>,
+    /// Which attempt of its batch this was (1 for the first).
+    pub attempt: u32,
+    /// The error, for failures.
+    pub error: Option<String>,
+}
+
 /// One line of the flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -116,6 +140,8 @@ pub enum Flow {
     Denied(Denied),
     /// An HTTP request.
     Request(Request),
+    /// A stream record relayed from an outbox.
+    Relay(Relay),
 }
 
 fn short(key: Option<&str>) -> String {
@@ -171,6 +197,25 @@ impl Flow {
                 d.detail_type,
                 d.publisher,
                 d.source
+            ),
+            Self::Relay(r) => format!(
+                "{}  stream {:<18} {:<15} key {:<13}  {} -> {:<18}  {}{}{}",
+                time(&r.time),
+                r.table,
+                r.detail_type.as_deref().unwrap_or("-"),
+                short(r.idempotency_key.as_deref()),
+                r.key.as_deref().unwrap_or("-"),
+                r.target,
+                r.outcome,
+                if r.attempt > 1 {
+                    format!(" (attempt {})", r.attempt)
+                } else {
+                    String::new()
+                },
+                r.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
             ),
             Self::Request(r) => format!(
                 "{}  HTTP {} {} -> {}  {} {}{}",
@@ -337,6 +382,8 @@ pub struct DeadLetter {
 pub struct Summary {
     /// Events put on the bus (by functions and by injection).
     pub events_published: usize,
+    /// Facts the outbox relays published from table streams.
+    pub facts_relayed: usize,
     /// Events no rule matched.
     pub events_unrouted: usize,
     /// Entries refused by their publisher's IAM policy.
@@ -378,8 +425,9 @@ impl Summary {
         ));
         let r = &self.requests;
         out.push_str(&format!(
-            "         {} HTTP requests (writes: fresh {}, replayed {}, in progress {}, errors {})\n",
-            self.requests_served, r.fresh, r.replayed, r.in_progress, r.failed
+            "         {} HTTP requests (writes: fresh {}, replayed {}, in progress {}, errors {}), \
+             {} facts relayed from table streams\n",
+            self.requests_served, r.fresh, r.replayed, r.in_progress, r.failed, self.facts_relayed
         ));
         if !self.targets.is_empty() {
             out.push_str(&format!(

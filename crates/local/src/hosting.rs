@@ -10,13 +10,14 @@ use eventing::{BatchReport, Consumer, EventPublisher};
 use fulfillment::store::{DynamoDbFulfillmentStore, FulfillmentStore, InMemoryFulfillmentStore};
 use idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig, IdempotencyStore, InMemoryStore};
 use orders::store::{DynamoDbOrderStore, InMemoryOrderStore, OrderStore};
-use platform::config::Env;
+use platform::config::{BusConfig, Env};
 use platform::http::{ApiRequest, ApiResponse};
 use serde::Serialize;
 use support::store::{DynamoDbSupportStore, InMemorySupportStore, SupportStore};
 
 use crate::LocalError;
 use crate::bus::{Bus, BusPublisher};
+use crate::streams::{StreamConsumer, StreamPoller, StreamReader, StreamSource};
 use crate::topology::{FunctionTopology, Topology};
 
 /// Where the functions keep their state.
@@ -87,12 +88,22 @@ struct Memory {
     support: BTreeMap<String, InMemorySupportStore>,
 }
 
+/// A table stream's relay and the reader of the stream.
+pub(crate) struct HostedStream {
+    /// The relay it feeds.
+    pub relay: Arc<dyn StreamConsumer>,
+    /// Where it is read.
+    pub reader: StreamReader,
+}
+
 /// Every hosted function, by role.
 pub(crate) struct Hosted {
     /// Per queue (index in [`Topology::queues`]): its consumer.
     pub consumers: Vec<Option<Arc<dyn QueueConsumer>>>,
     /// Per function (index in [`Topology::functions`]): its HTTP handler.
     pub apis: Vec<Option<Arc<dyn HttpFunction>>>,
+    /// Per table stream (index in [`Topology::streams`]): its relay and where it reads.
+    pub streams: Vec<Option<HostedStream>>,
     /// The fulfillment store of the first fulfillment function (the demo reads shipments).
     pub fulfillment: Option<Arc<dyn FulfillmentStore>>,
     /// The order stores, by table (the benchmark seeds orders).
@@ -122,6 +133,7 @@ impl Hosted {
 struct Wiring<'a> {
     topology: &'a Topology,
     bus: &'a Arc<Bus>,
+    sdk: Option<&'a aws_config::SdkConfig>,
     ddb: Option<aws_sdk_dynamodb::Client>,
     memory: Memory,
 }
@@ -190,6 +202,29 @@ impl Wiring<'_> {
         }
     }
 
+    /// Where the stream of `table` is read: the in-memory table's feed (the store of `kind`,
+    /// shared with the functions that write it), or the DynamoDB table's stream.
+    fn stream(&mut self, table: &str, kind: TableKind) -> StreamSource {
+        if let Some(sdk) = self.sdk {
+            return StreamSource::DynamoDb(Box::new(StreamPoller::new(sdk, table)));
+        }
+        let feed = match kind {
+            TableKind::Orders => self
+                .memory
+                .orders
+                .entry(table.to_owned())
+                .or_default()
+                .changes(),
+            TableKind::Support => self
+                .memory
+                .support
+                .entry(table.to_owned())
+                .or_default()
+                .changes(),
+        };
+        StreamSource::Memory(feed.clone())
+    }
+
     fn publisher(
         &self,
         index: usize,
@@ -215,6 +250,13 @@ impl Wiring<'_> {
     }
 }
 
+/// The domain tables whose streams carry an outbox.
+#[derive(Debug, Clone, Copy)]
+enum TableKind {
+    Orders,
+    Support,
+}
+
 fn config_error(
     topology: &Topology,
     function: &FunctionTopology,
@@ -236,15 +278,19 @@ pub(crate) fn host(
     bus: &Arc<Bus>,
     stores: &Stores,
 ) -> Result<Hosted, LocalError> {
+    let sdk = match stores {
+        Stores::InMemory => None,
+        Stores::DynamoDb(sdk) => Some(sdk.as_ref()),
+    };
     let mut wiring = Wiring {
         topology,
         bus,
-        ddb: match stores {
-            Stores::InMemory => None,
-            Stores::DynamoDb(sdk) => Some(aws_sdk_dynamodb::Client::new(sdk.as_ref())),
-        },
+        sdk,
+        ddb: sdk.map(aws_sdk_dynamodb::Client::new),
         memory: Memory::default(),
     };
+    let mut streams: Vec<Option<HostedStream>> =
+        (0..topology.streams.len()).map(|_| None).collect();
     let mut consumers: Vec<Option<Arc<dyn QueueConsumer>>> = vec![None; topology.queues.len()];
     let mut apis: Vec<Option<Arc<dyn HttpFunction>>> = Vec::with_capacity(topology.functions.len());
     let mut fulfillment_store = None;
@@ -255,6 +301,7 @@ pub(crate) fn host(
         let env = Env::from_fn(move |name| vars.get(name).cloned());
         let wrong = config_error(topology, function);
         let publisher = wiring.publisher(index, function)?;
+        let mut relay: Option<(Arc<dyn StreamConsumer>, TableKind)> = None;
         let (api, consumer): (Option<Arc<dyn HttpFunction>>, Option<Consumer>) = match function
             .binary
             .as_str()
@@ -265,15 +312,25 @@ pub(crate) fn host(
                 order_stores.insert(config.orders_table.clone(), Arc::clone(&store));
                 let idempotency =
                     wiring.idempotency(function, &config.idempotency_table, "create-order", 0);
-                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
                 (
-                    Some(Arc::new(orders::api::OrdersApi::new(
-                        idempotency,
-                        store,
-                        publisher,
-                    ))),
+                    Some(Arc::new(orders::api::OrdersApi::new(idempotency, store))),
                     None,
                 )
+            }
+            "orders-outbox-relay" => {
+                BusConfig::from_env(&env).map_err(&wrong)?;
+                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
+                relay = Some((Arc::new(orders::outbox_relay(publisher)), TableKind::Orders));
+                (None, None)
+            }
+            "support-outbox-relay" => {
+                BusConfig::from_env(&env).map_err(&wrong)?;
+                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
+                relay = Some((
+                    Arc::new(support::outbox_relay(publisher)),
+                    TableKind::Support,
+                ));
+                (None, None)
             }
             "orders-events" => {
                 let config = orders::Config::from_env(&env).map_err(&wrong)?;
@@ -298,13 +355,8 @@ pub(crate) fn host(
                 let store = wiring.support(&config.support_table);
                 let idempotency =
                     wiring.idempotency(function, &config.idempotency_table, "request-return", 0);
-                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
                 (
-                    Some(Arc::new(support::api::SupportApi::new(
-                        idempotency,
-                        store,
-                        publisher,
-                    ))),
+                    Some(Arc::new(support::api::SupportApi::new(idempotency, store))),
                     None,
                 )
             }
@@ -357,6 +409,33 @@ pub(crate) fn host(
             }
             None => {}
         }
+        match relay {
+            Some((relay, kind)) => {
+                for &index in &function.streams {
+                    let (Some(stream), Some(slot)) =
+                        (topology.streams.get(index), streams.get_mut(index))
+                    else {
+                        continue;
+                    };
+                    let source = wiring.stream(&stream.table_name, kind);
+                    *slot = Some(HostedStream {
+                        relay: Arc::clone(&relay),
+                        reader: StreamReader::new(source, stream.batch_size, stream.max_retries),
+                    });
+                }
+            }
+            None if !function.streams.is_empty() => {
+                return Err(LocalError::Unsupported {
+                    path: topology.path.clone(),
+                    at: format!("{}.Properties.Events", function.logical_id),
+                    problem: format!(
+                        "{} has DynamoDB stream events but is not an outbox relay",
+                        function.binary
+                    ),
+                });
+            }
+            None => {}
+        }
         apis.push(api);
     }
 
@@ -364,6 +443,7 @@ pub(crate) fn host(
     Ok(Hosted {
         consumers,
         apis,
+        streams,
         fulfillment: fulfillment_store,
         order_stores,
         memory,

@@ -87,6 +87,10 @@ pub async fn serve(runner: Arc<Runner>, listener: TcpListener, shutdown: impl Fu
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Shutdown first: its first poll installs the Ctrl-C handler, which must happen
+            // before the first request is answered (a client that interrupts the server right
+            // after its answer would otherwise kill it instead of stopping it).
+            biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else {

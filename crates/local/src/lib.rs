@@ -10,9 +10,11 @@
 //!   listing; `--duplicates`.
 //! - [`hosting`]: the functions, built with the same constructors as the Lambda binaries'
 //!   `wire_*` functions, over in-memory stores or DynamoDB, publishing onto the bus.
+//! - [`streams`]: the table streams that feed the outbox relays, read as Lambda's event source
+//!   mapping reads them (in-memory tables' change feeds, or DynamoDB Streams).
 //! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would,
-//!   [`Runner::inject`] puts events on the bus, [`Runner::settle`] delivers until the queues are
-//!   empty, [`Runner::summary`] tells what happened.
+//!   [`Runner::inject`] puts events on the bus, [`Runner::settle`] relays the table streams and
+//!   delivers until streams and queues are empty, [`Runner::summary`] tells what happened.
 //! - [`flow`]: one line per delivery and request, readable or JSON, and the summary.
 //! - [`demo`], [`fixtures`] (replay), [`bench`], [`http`] (serving on loopback), [`cli`].
 //!
@@ -23,7 +25,9 @@
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let template = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
 //! let runner = Runner::load(template, RunnerOptions::in_memory()).unwrap();
-//! assert!(runner.banner().starts_with("Routing from template.yaml: 5 rules, 5 functions"));
+//! assert!(runner
+//!     .banner()
+//!     .starts_with("Routing from template.yaml: 5 rules, 2 table streams, 7 functions"));
 //!
 //! let mut post = ApiRequest {
 //!     method: "POST".into(),
@@ -35,10 +39,12 @@
 //! let created = runner.request(&post).await;
 //! assert_eq!(created.status, 201);
 //!
-//! // OrderCreated -> fulfillment -> OrderPicked, OrderShipped -> orders and support.
+//! // The orders table's stream -> the outbox relay -> OrderCreated -> fulfillment ->
+//! // OrderPicked, OrderShipped -> orders and support.
 //! runner.settle().await.unwrap();
 //! let summary = runner.summary();
 //! assert_eq!((summary.events_published, summary.deliveries.fresh), (3, 5));
+//! assert_eq!(summary.facts_relayed, 1);
 //! assert!(summary.dead_letters.is_empty());
 //! # });
 //! ```
@@ -54,6 +60,7 @@ pub mod hosting;
 pub mod http;
 pub mod router;
 mod runner;
+pub mod streams;
 pub mod topology;
 
 pub use error::LocalError;

@@ -14,9 +14,11 @@ use serde_json::Value;
 
 use crate::LocalError;
 use crate::bus::{Bus, Duplicates, Entry};
+use crate::flow::{DeadLetter, Flow, Relay};
 use crate::flow::{FlowObserver, Summary};
 use crate::hosting::{Hosted, QueueConsumer, StoreCounts, Stores, host};
 use crate::router::Router;
+use crate::streams::{StreamConsumer, StreamReader};
 use crate::topology::Topology;
 
 /// Batches one [`Runner::settle`] delivers before declaring a routing loop.
@@ -80,6 +82,8 @@ pub struct Runner {
     topology: Topology,
     bus: Arc<Bus>,
     hosted: Hosted,
+    /// Per table stream: its relay and reader (read by one settle at a time).
+    streams: Vec<Option<RelaySlot>>,
     duplicates: Duplicates,
     settling: tokio::sync::Mutex<()>,
     /// Per queue: the remaining time its consumer's invocations start with.
@@ -118,6 +122,18 @@ pub fn response_outcome(method: &str, response: &ApiResponse) -> String {
         200..=299 => "fresh".to_owned(),
         409 if error_type() == "RequestInProgress" => "in_progress".to_owned(),
         _ => format!("error:{}", error_type()),
+    }
+}
+
+/// A table stream's relay and its reader, locked while a settle reads it.
+type RelaySlot = (Arc<dyn StreamConsumer>, tokio::sync::Mutex<StreamReader>);
+
+/// Wakes the bus's waiter when dropped (after a request, however it ended).
+struct WakeOnDrop<'a>(&'a Bus);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.wake();
     }
 }
 
@@ -165,7 +181,11 @@ impl Runner {
                     .unwrap_or(crate::bus::DEFAULT_RETRY_DELAY),
             ),
         );
-        let hosted = host(&topology, &bus, &options.stores)?;
+        let mut hosted = host(&topology, &bus, &options.stores)?;
+        let streams = std::mem::take(&mut hosted.streams)
+            .into_iter()
+            .map(|slot| slot.map(|hosted| (hosted.relay, tokio::sync::Mutex::new(hosted.reader))))
+            .collect();
         let timeouts = topology
             .queues
             .iter()
@@ -182,6 +202,7 @@ impl Runner {
             topology,
             bus,
             hosted,
+            streams,
             duplicates,
             settling: tokio::sync::Mutex::new(()),
         })
@@ -205,12 +226,13 @@ impl Runner {
         &self.bus
     }
 
-    /// `Routing from template.yaml: 5 rules, 5 functions (in-memory stores)`.
+    /// `Routing from template.yaml: 5 rules, 2 table streams, 7 functions (in-memory stores)`.
     pub fn banner(&self) -> String {
         format!(
-            "Routing from {}: {} rules, {} functions ({} stores, stack {})",
+            "Routing from {}: {} rules, {} table streams, {} functions ({} stores, stack {})",
             self.topology.file_name(),
             self.topology.rules.len(),
+            self.topology.streams.len(),
             self.topology.functions.len(),
             if self.in_memory {
                 "in-memory"
@@ -264,6 +286,8 @@ impl Runner {
                 key,
                 &String::from_utf8_lossy(&request.body),
             ]);
+        // A write may have stored a fact in a table's outbox: whoever settles has work.
+        let _wake = (!request.method.eq_ignore_ascii_case("GET")).then(|| WakeOnDrop(&self.bus));
         if !twice {
             let response = api.handle(request, remaining).await;
             self.record(request, Some(&function.binary), &response, false);
@@ -323,8 +347,79 @@ impl Runner {
         }
     }
 
-    /// Delivers everything in the queues until they are empty and nothing is in flight (what
-    /// the consumers publish is routed and delivered too). Like Lambda's SQS pollers, each
+    /// Delivers every new record of every table stream to its outbox relay, in order, batch by
+    /// batch, as Lambda's event source mapping does (what the relays publish goes on the bus).
+    /// Returns whether any record was delivered.
+    async fn pump_streams(&self) -> Result<bool, LocalError> {
+        let mut delivered_any = false;
+        for (index, slot) in self.streams.iter().enumerate() {
+            let (Some((relay, reader)), Some(stream)) = (slot, self.topology.streams.get(index))
+            else {
+                continue;
+            };
+            let Some(function) = self.topology.functions.get(stream.consumer) else {
+                continue;
+            };
+            let mut reader = reader.lock().await;
+            while let Some(delivered) = reader
+                .deliver_next(relay.as_ref(), Some(function.timeout))
+                .await?
+            {
+                delivered_any = true;
+                self.bus.count_relayed(delivered.report.published());
+                if self.bus.has_observer() {
+                    for record in &delivered.report.records {
+                        let (outcome, detail_type, idempotency_key, error) = match &record.outcome {
+                            eventing::RelayOutcome::Skipped => continue,
+                            eventing::RelayOutcome::Published {
+                                detail_type,
+                                idempotency_key,
+                            } => (
+                                "published".to_owned(),
+                                Some(detail_type.clone()),
+                                Some(idempotency_key.clone()),
+                                None,
+                            ),
+                            eventing::RelayOutcome::Failed { error_type, error } => (
+                                format!("failed:{error_type}"),
+                                None,
+                                None,
+                                Some(error.clone()),
+                            ),
+                        };
+                        self.bus.emit(Flow::Relay(Relay {
+                            time: Utc::now(),
+                            table: stream.table.clone(),
+                            key: record.key.clone(),
+                            target: function.binary.clone(),
+                            outcome,
+                            detail_type,
+                            idempotency_key,
+                            attempt: delivered.attempt,
+                            error,
+                        }));
+                    }
+                }
+                for failed in delivered.given_up {
+                    self.bus.dead_letter(DeadLetter {
+                        queue: format!("{} stream", stream.table),
+                        dlq: stream.on_failure.clone(),
+                        message_id: failed.sequence_number,
+                        source: function.binary.clone(),
+                        detail_type: "(stream record)".to_owned(),
+                        key: failed.key,
+                        receive_count: failed.attempts,
+                        last_error: failed.error,
+                        body: String::new(),
+                    });
+                }
+            }
+        }
+        Ok(delivered_any)
+    }
+
+    /// Delivers everything in the table streams and the queues until they are empty and nothing
+    /// is in flight (what the relays and the consumers publish is routed and delivered too). Like Lambda's SQS pollers, each
     /// queue's consumer gets up to its `MaximumConcurrency` batches at once (per lane), each in
     /// its own task, and a new batch as soon as one completes. Only one settle runs at a time.
     ///
@@ -338,6 +433,7 @@ impl Runner {
         let mut running = FuturesUnordered::new();
         let mut completed = 0usize;
         loop {
+            self.pump_streams().await?;
             let batches = self.bus.receive(|queue, lane| {
                 let busy = in_flight.get(queue).map_or(0, |slots| slots[lane as usize]);
                 self.bus.concurrency(queue).saturating_sub(busy)
@@ -360,7 +456,11 @@ impl Runner {
                 });
             }
             let Some((queue, lane)) = running.next().await else {
-                // Nothing running: done, unless failed messages wait out their visibility.
+                // Nothing running: done, unless a stream got records meanwhile or failed
+                // messages wait out their visibility.
+                if self.pump_streams().await? {
+                    continue;
+                }
                 match self.bus.next_visible() {
                     Some(due) => {
                         tokio::time::sleep_until(due.into()).await;

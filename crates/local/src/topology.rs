@@ -1,5 +1,6 @@
 //! What the runner takes from `template.yaml`: buses, rules (pattern and target queues), queues
-//! (redrive), functions (binary, resolved environment, SQS sources with their batching, HTTP
+//! (redrive), table streams (the functions they feed, batching, retries, on-failure
+//! destination), functions (binary, resolved environment, SQS sources with their batching, HTTP
 //! routes, timeout, the event sources IAM lets them publish).
 
 use std::collections::BTreeMap;
@@ -20,14 +21,22 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 5;
 pub const DEFAULT_MAX_RECEIVES: u32 = 10;
 /// Lambda's default function timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Batch size Lambda uses for a DynamoDB stream event source that does not set one.
+pub const DEFAULT_STREAM_BATCH_SIZE: usize = 100;
+/// Retries of a failing stream batch when the event source sets no `MaximumRetryAttempts`
+/// (Lambda's default is to retry until the records expire; locally they go to the on-failure
+/// listing after this many).
+pub const DEFAULT_STREAM_RETRIES: u32 = 10;
 
 /// The binaries the runner hosts in process, by their Cargo names.
-pub const HOSTED_BINARIES: [&str; 5] = [
+pub const HOSTED_BINARIES: [&str; 7] = [
     "orders-api",
     "orders-events",
+    "orders-outbox-relay",
     "fulfillment-events",
     "support-api",
     "support-events",
+    "support-outbox-relay",
 ];
 
 /// A rule: where its events go.
@@ -62,6 +71,23 @@ pub struct QueueTopology {
     pub batch_size: usize,
     /// Batches delivered at once.
     pub max_concurrency: usize,
+}
+
+/// A table's stream, with the function it feeds (a `Type: DynamoDB` event source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTopology {
+    /// Logical id of the table.
+    pub table: String,
+    /// Physical name of the table.
+    pub table_name: String,
+    /// Index in [`Topology::functions`] of the function it feeds.
+    pub consumer: usize,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Retries of a failing batch before its records go to the on-failure destination.
+    pub max_retries: u32,
+    /// Logical id of the on-failure destination, if any.
+    pub on_failure: Option<String>,
 }
 
 /// An HTTP API route.
@@ -140,6 +166,8 @@ pub struct FunctionTopology {
     pub timeout: Duration,
     /// Indexes in [`Topology::queues`] of the queues that feed it.
     pub queues: Vec<usize>,
+    /// Indexes in [`Topology::streams`] of the table streams that feed it.
+    pub streams: Vec<usize>,
     /// What it may publish.
     pub publish: PublishGrant,
 }
@@ -157,6 +185,8 @@ pub struct Topology {
     pub rules: Vec<RuleTopology>,
     /// Every queue.
     pub queues: Vec<QueueTopology>,
+    /// Every table stream that feeds a function.
+    pub streams: Vec<StreamTopology>,
     /// Every hosted function.
     pub functions: Vec<FunctionTopology>,
     /// HTTP API routes.
@@ -316,6 +346,13 @@ impl Topology {
             });
         }
 
+        let table_names: BTreeMap<String, String> = template
+            .tables(stack)?
+            .into_iter()
+            .map(|t| (t.logical_id, t.name))
+            .collect();
+        let mut streams: Vec<StreamTopology> = Vec::new();
+
         let global_timeout = template.root().pointer("/Globals/Function/Timeout");
         let mut functions = Vec::new();
         let mut routes: Vec<RouteTopology> = Vec::new();
@@ -348,11 +385,45 @@ impl Topology {
                 .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
 
             let mut fed_by = Vec::new();
+            let mut fed_by_streams = Vec::new();
             let events = spec.properties["Events"]
                 .as_object()
                 .cloned()
                 .unwrap_or_default();
             for (name, event) in &events {
+                if event["Type"] == "DynamoDB" {
+                    let properties = &event["Properties"];
+                    let (table, table_name) = logical_of(&properties["Stream"])
+                        .and_then(|table| table_names.get_key_value(table))
+                        .ok_or_else(|| {
+                            unsupported(
+                                format!("{id}.Properties.Events.{name}.Properties.Stream"),
+                                "must be !GetAtt <Table>.StreamArn of a table of the template"
+                                    .into(),
+                            )
+                        })?;
+                    fed_by_streams.push(streams.len());
+                    streams.push(StreamTopology {
+                        table: table.clone(),
+                        table_name: table_name.clone(),
+                        consumer: index,
+                        batch_size: properties
+                            .get("BatchSize")
+                            .and_then(positive)
+                            .and_then(|n| usize::try_from(n).ok())
+                            .unwrap_or(DEFAULT_STREAM_BATCH_SIZE),
+                        max_retries: properties
+                            .get("MaximumRetryAttempts")
+                            .and_then(positive)
+                            .and_then(|n| u32::try_from(n).ok())
+                            .unwrap_or(DEFAULT_STREAM_RETRIES),
+                        on_failure: logical_of(
+                            &properties["DestinationConfig"]["OnFailure"]["Destination"],
+                        )
+                        .map(str::to_owned),
+                    });
+                    continue;
+                }
                 if event["Type"] != "SQS" {
                     continue;
                 }
@@ -420,6 +491,7 @@ impl Topology {
                 environment,
                 timeout,
                 queues: fed_by,
+                streams: fed_by_streams,
                 publish: publish_grant(&spec.properties),
             });
         }
@@ -430,6 +502,7 @@ impl Topology {
             buses,
             rules,
             queues,
+            streams,
             functions,
             routes,
         })
@@ -487,7 +560,20 @@ mod tests {
         let t = product();
         assert_eq!(t.buses, ["dev-commerce"]);
         assert_eq!(t.rules.len(), 5);
-        assert_eq!(t.functions.len(), 5);
+        assert_eq!(t.functions.len(), 7);
+        let tables: Vec<_> = t.streams.iter().map(|s| s.table_name.as_str()).collect();
+        assert_eq!(tables, ["dev-OrdersTable", "dev-SupportTable"]);
+        let relay = &t.functions[t.streams[0].consumer];
+        assert_eq!(relay.binary, "orders-outbox-relay");
+        assert_eq!(relay.streams, [0]);
+        assert_eq!(
+            (t.streams[0].batch_size, t.streams[0].max_retries),
+            (100, 1000)
+        );
+        assert_eq!(
+            t.streams[0].on_failure.as_deref(),
+            Some("OrdersOutboxRelayDLQ")
+        );
         let orders_queue = t
             .queues
             .iter()

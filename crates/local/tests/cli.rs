@@ -71,7 +71,7 @@ fn the_demo_with_half_duplicates_says_the_final_state_is_unchanged() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.starts_with("Routing from template.yaml: 5 rules, 5 functions"),
+        text.starts_with("Routing from template.yaml: 5 rules, 2 table streams, 7 functions"),
         "{text}"
     );
     assert!(

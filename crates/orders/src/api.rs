@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contracts::{Detail, IdempotencyKey, Metadata};
-use eventing::{EventPublisher, OutgoingEvent};
+use eventing::OutgoingEvent;
 use idempotency::{Idempotency, IdempotencyError, Outcome, Request, RunError};
 use platform::http::{ApiError, ApiRequest, ApiResponse, route};
 
@@ -21,34 +21,26 @@ pub enum CreateError {
     /// The orders table failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// `OrderCreated` could not be published.
-    #[error(transparent)]
-    Publish(#[from] eventing::PublishError),
     /// The event could not be built.
     #[error(transparent)]
     Event(#[from] eventing::EventingError),
 }
 
-/// The orders HTTP API over its ports.
+/// The orders HTTP API over its ports. It never publishes: an order is stored with its
+/// `OrderCreated` fact in one write, which `orders-outbox-relay` publishes from the table's stream.
 #[derive(Clone)]
 pub struct OrdersApi {
     idempotency: Idempotency,
     store: Arc<dyn OrderStore>,
-    publisher: Arc<dyn EventPublisher>,
     clock: fn() -> DateTime<Utc>,
 }
 
 impl OrdersApi {
-    /// Wires the API to its idempotency layer, store and publisher.
-    pub fn new(
-        idempotency: Idempotency,
-        store: Arc<dyn OrderStore>,
-        publisher: Arc<dyn EventPublisher>,
-    ) -> Self {
+    /// Wires the API to its idempotency layer and store.
+    pub fn new(idempotency: Idempotency, store: Arc<dyn OrderStore>) -> Self {
         Self {
             idempotency,
             store,
-            publisher,
             clock: Utc::now,
         }
     }
@@ -147,23 +139,29 @@ impl OrdersApi {
         }
     }
 
-    /// The claimed path: store, then publish. A crash between the two leaves the claim to expire;
-    /// the retry finds the stored order (same derived id) and publishes it with the same key.
+    /// The claimed path: one conditional write stores the order and its `OrderCreated` fact
+    /// (the outbox), so the answer is given only once both are durable and the fact cannot be
+    /// lost, whether or not the client ever retries. A re-run (after a crash, or a lost
+    /// completion) finds the stored order under the same derived id and writes nothing: the
+    /// fact stays the one first stored, `Open`, whatever the order's status is now.
     async fn create_fresh(
         &self,
         body: CreateOrder,
-        key: IdempotencyKey,
+        client_key: IdempotencyKey,
     ) -> Result<Order, CreateError> {
         let now = (self.clock)();
         // Validated above; a failure here would be a bug, reported as a store-level corruption.
-        let order = Order::create(body, key.as_str(), now).map_err(|e| StoreError::Corrupt {
-            order_id: String::new(),
-            problem: e.to_string(),
-        })?;
-        let order = self.store.insert(&order).await?;
+        let order =
+            Order::create(body, client_key.as_str(), now).map_err(|e| StoreError::Corrupt {
+                order_id: String::new(),
+                problem: e.to_string(),
+            })?;
+        // The fact's key is scoped like the claim: two customers' identical client keys make
+        // two facts, never one fact with two bodies.
+        let key = IdempotencyKey::for_order(&order.customer_id, &client_key);
         let metadata = Metadata::first(key, order.order_id.clone(), order.created_at);
-        let event = OutgoingEvent::new(&Detail::new(metadata, order.created_event()))?;
-        self.publisher.publish(std::slice::from_ref(&event)).await?;
-        Ok(order)
+        let created = OutgoingEvent::new(&Detail::new(metadata, order.created_event()))?
+            .with_invocation_trace();
+        Ok(self.store.insert(&order, &created).await?)
     }
 }

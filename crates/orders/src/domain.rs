@@ -150,11 +150,12 @@ impl Order {
         })
     }
 
-    /// The full-state `OrderCreated` fact.
+    /// The full-state `OrderCreated` fact: the order as it was created, so `Open` whatever its
+    /// status is now (every copy of a fact carries the same data).
     pub fn created_event(&self) -> OrderCreated {
         OrderCreated {
             order_id: self.order_id.clone(),
-            status: self.status,
+            status: OrderStatus::Open,
             total: self.total,
             currency: self.currency.clone(),
             customer_id: self.customer_id.clone(),
@@ -240,6 +241,14 @@ mod tests {
     fn a_total_beyond_what_money_can_carry_is_refused_not_truncated() {
         let r = request(vec![item("A", MAX_QUANTITY, "999999999999999.9999"); 2]);
         assert_eq!(r.validate(), Err(InvalidOrder::TotalOverflow));
+    }
+
+    #[test]
+    fn order_created_says_open_whatever_the_status_is_now() {
+        let mut order = Order::create(request(vec![item("A", 1, "1")]), "k", Utc::now()).unwrap();
+        order.status = OrderStatus::Shipped;
+        assert_eq!(order.created_event().status, OrderStatus::Open);
+        assert_eq!(order.created_event().created_at, order.created_at);
     }
 
     #[test]

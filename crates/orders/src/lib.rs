@@ -4,7 +4,9 @@
 //! - [`store`]: the [`store::OrderStore`] port with DynamoDB and in-memory adapters.
 //! - [`api`]: `orders-api` — `POST /orders` with a required `Idempotency-Key` (201 fresh, 201 +
 //!   `idempotent-replayed: true` replayed, 409 in progress, 422 key reused with another body) and
-//!   `GET /orders/{id}`.
+//!   `GET /orders/{id}`. It stores each order with its `OrderCreated` fact in one write.
+//! - [`outbox_relay`]: `orders-outbox-relay` — publishes the facts the orders table's stream
+//!   carries (the transactional outbox).
 //! - [`projection`]: `orders-events` — applies `OrderPicked`, `OrderShipped` and `ReturnReceived`.
 //! - [`Config`] and the `wire_*` functions: what the Lambda binaries (and the local runner with
 //!   DynamoDB) build at init.
@@ -26,9 +28,9 @@ pub mod store;
 
 use std::sync::Arc;
 
-use eventing::{Consumer, EventBridgePublisher};
+use eventing::{Consumer, EventBridgePublisher, EventPublisher, OutboxRelay};
 use idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use platform::config::{ConfigError, Env};
+use platform::config::{BusConfig, ConfigError, Env};
 
 /// The orders functions' configuration, from environment variables only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +54,7 @@ impl Config {
     }
 }
 
-/// `orders-api` over DynamoDB and EventBridge.
+/// `orders-api` over DynamoDB.
 pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::OrdersApi {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     api::OrdersApi::new(
@@ -61,11 +63,21 @@ pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::OrdersApi 
             IdempotencyConfig::new("create-order"),
         ),
         Arc::new(store::DynamoDbOrderStore::new(ddb, &config.orders_table)),
-        Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            &config.event_bus,
-        )),
     )
+}
+
+/// `orders-outbox-relay`: publishes, with `publisher`, the `com.orders` facts the orders table's
+/// stream carries. The Lambda binary and the local runner both build it here.
+pub fn outbox_relay(publisher: Arc<dyn EventPublisher>) -> OutboxRelay {
+    OutboxRelay::new(publisher, contracts::source::ORDERS)
+}
+
+/// `orders-outbox-relay` over EventBridge.
+pub fn wire_outbox_relay(config: &BusConfig, sdk: &aws_config::SdkConfig) -> OutboxRelay {
+    outbox_relay(Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        &config.event_bus,
+    )))
 }
 
 /// `orders-events` over DynamoDB and EventBridge.

@@ -1,4 +1,7 @@
 //! Where orders are kept: the [`OrderStore`] port with a DynamoDB and an in-memory adapter.
+//!
+//! An order is stored with the fact of its creation in one write (the transactional outbox:
+//! the item's `outbox` attribute, published from the table's stream by `orders-outbox-relay`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use contracts::OrderStatus;
+use eventing::{ChangeFeed, OUTBOX_ATTRIBUTE, OutgoingEvent};
 
 use crate::domain::Order;
 
@@ -21,6 +25,15 @@ pub enum StoreError {
         /// The SDK error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The fact to store could not be written as an outbox entry.
+    #[error("the fact of order {order_id} cannot be stored: {source}")]
+    Outbox {
+        /// The order.
+        order_id: String,
+        /// Why.
+        #[source]
+        source: eventing::EventingError,
     },
     /// A stored item could not be read back.
     #[error("stored order {order_id} is corrupt: {problem}")]
@@ -46,9 +59,10 @@ pub enum Advance {
 /// Keeps orders.
 #[async_trait]
 pub trait OrderStore: Send + Sync {
-    /// Stores a new order; if one with its id exists (a create re-run after a crash), returns the
-    /// stored one unchanged.
-    async fn insert(&self, order: &Order) -> Result<Order, StoreError>;
+    /// Stores a new order with `created`, the fact of its creation, in one write (the outbox the
+    /// relay publishes from). If one with its id exists (a create re-run after a crash or a lost
+    /// answer), writes nothing and returns the stored one, as it is now.
+    async fn insert(&self, order: &Order, created: &OutgoingEvent) -> Result<Order, StoreError>;
     /// The order with this id.
     async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError>;
     /// Moves the status forward to `status` (never back) as of `at`.
@@ -60,23 +74,37 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<Advance, StoreError>;
 }
 
-/// In-memory adapter: unit tests and the local runner.
+/// An order as the in-memory adapter keeps it: with its outbox entry.
+type Stored = (Order, String);
+
+/// In-memory adapter: unit tests and the local runner. Every write is recorded in its
+/// [`ChangeFeed`], as the table's stream records it.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryOrderStore {
-    orders: Arc<Mutex<HashMap<String, Order, foldhash::fast::RandomState>>>,
+    orders: Arc<Mutex<HashMap<String, Stored, foldhash::fast::RandomState>>>,
+    changes: ChangeFeed,
 }
 
 impl InMemoryOrderStore {
     /// Every stored order.
     pub fn all(&self) -> Vec<Order> {
-        let mut all: Vec<_> = self.lock().values().cloned().collect();
+        let mut all: Vec<_> = self
+            .lock()
+            .values()
+            .map(|(order, _)| order.clone())
+            .collect();
         all.sort_by(|a, b| a.order_id.cmp(&b.order_id));
         all
     }
 
+    /// The table's stream (what the outbox relay reads).
+    pub fn changes(&self) -> &ChangeFeed {
+        &self.changes
+    }
+
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Order, foldhash::fast::RandomState>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Stored, foldhash::fast::RandomState>> {
         // A poisoned lock only means another test thread panicked; the map itself is consistent
         // because every mutation below is a single insert or field assignment.
         self.orders
@@ -87,16 +115,21 @@ impl InMemoryOrderStore {
 
 #[async_trait]
 impl OrderStore for InMemoryOrderStore {
-    async fn insert(&self, order: &Order) -> Result<Order, StoreError> {
-        Ok(self
-            .lock()
-            .entry(order.order_id.clone())
-            .or_insert_with(|| order.clone())
-            .clone())
+    async fn insert(&self, order: &Order, created: &OutgoingEvent) -> Result<Order, StoreError> {
+        let entry = outbox_entry(order, created)?;
+        let mut orders = self.lock();
+        if let Some((existing, _)) = orders.get(&order.order_id) {
+            return Ok(existing.clone());
+        }
+        // Recorded under the lock, so the stream keeps the order of the writes.
+        self.changes
+            .record(&format!("ORDER#{}", order.order_id), None, Some(&entry));
+        orders.insert(order.order_id.clone(), (order.clone(), entry));
+        Ok(order.clone())
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
-        Ok(self.lock().get(order_id).cloned())
+        Ok(self.lock().get(order_id).map(|(order, _)| order.clone()))
     }
 
     async fn advance(
@@ -106,12 +139,15 @@ impl OrderStore for InMemoryOrderStore {
         at: DateTime<Utc>,
     ) -> Result<Advance, StoreError> {
         let mut orders = self.lock();
-        let Some(order) = orders.get_mut(order_id) else {
+        let Some((order, entry)) = orders.get_mut(order_id) else {
             return Ok(Advance::NotFound);
         };
         if status > order.status {
             order.status = status;
             order.updated_at = at;
+            // A status change keeps the item's outbox entry: no new fact for the relay.
+            self.changes
+                .record(&format!("ORDER#{order_id}"), Some(Some(entry)), Some(entry));
             Ok(Advance::Moved)
         } else {
             Ok(Advance::Unchanged(order.status))
@@ -119,8 +155,17 @@ impl OrderStore for InMemoryOrderStore {
     }
 }
 
-/// DynamoDB adapter. Item: `pk = ORDER#<id>`, `doc` (the order as created, JSON), and the
-/// mutable `status`, `status_rank` and `updated_at` that the projection moves forward.
+/// The outbox entry of an order's creation.
+fn outbox_entry(order: &Order, created: &OutgoingEvent) -> Result<String, StoreError> {
+    created.to_outbox().map_err(|source| StoreError::Outbox {
+        order_id: order.order_id.clone(),
+        source,
+    })
+}
+
+/// DynamoDB adapter. Item: `pk = ORDER#<id>`, `doc` (the order as created, JSON), the mutable
+/// `status`, `status_rank` and `updated_at` that the projection moves forward, and `outbox`
+/// (the `OrderCreated` fact, written once with the order).
 #[derive(Debug, Clone)]
 pub struct DynamoDbOrderStore {
     client: aws_sdk_dynamodb::Client,
@@ -189,17 +234,19 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Result<Order, StoreError> {
 
 #[async_trait]
 impl OrderStore for DynamoDbOrderStore {
-    async fn insert(&self, order: &Order) -> Result<Order, StoreError> {
+    async fn insert(&self, order: &Order, created: &OutgoingEvent) -> Result<Order, StoreError> {
         let doc = serde_json::to_string(order).map_err(|e| StoreError::Corrupt {
             order_id: order.order_id.clone(),
             problem: e.to_string(),
         })?;
+        let entry = outbox_entry(order, created)?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", pk(&order.order_id))
             .item("doc", AttributeValue::S(doc))
+            .item(OUTBOX_ATTRIBUTE, AttributeValue::S(entry))
             .item("status", AttributeValue::S(status_name(order.status)))
             .item("status_rank", rank(order.status))
             .item(

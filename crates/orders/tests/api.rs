@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use eventing::InMemoryPublisher;
+use eventing::{InMemoryPublisher, OutgoingEvent};
 use idempotency::{Idempotency, IdempotencyConfig, InMemoryStore};
 use orders::api::{OrdersApi, REPLAYED_HEADER};
 use orders::store::InMemoryOrderStore;
@@ -25,13 +25,31 @@ fn harness() -> Harness {
     let api = OrdersApi::new(
         Idempotency::new(idempotency.clone(), IdempotencyConfig::new("create-order")),
         Arc::new(store.clone()),
-        Arc::new(publisher.clone()),
     );
     Harness {
         api,
         publisher,
         store,
         idempotency,
+    }
+}
+
+impl Harness {
+    /// Runs the orders table's stream through `orders-outbox-relay` (as Lambda would) and
+    /// returns everything published so far.
+    async fn published(&self) -> Vec<OutgoingEvent> {
+        let records = self.store.changes().take(usize::MAX);
+        let relay = orders::outbox_relay(Arc::new(self.publisher.clone()));
+        let answer = relay
+            .handle_payload(serde_json::json!({ "Records": records }), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            answer["batchItemFailures"],
+            serde_json::json!([]),
+            "{answer}"
+        );
+        self.publisher.published()
     }
 }
 
@@ -48,7 +66,7 @@ fn body(response: &ApiResponse) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn a_new_order_is_stored_published_and_answered_201() {
+async fn a_new_order_is_stored_with_its_fact_answered_201_and_relayed() {
     let h = harness();
     let response = h.api.handle(&fixture("http/post-order.json"), None).await;
     assert_eq!(response.status, 201, "{}", response.body);
@@ -56,14 +74,20 @@ async fn a_new_order_is_stored_published_and_answered_201() {
     assert_eq!(order["total"], "237.51");
     assert_eq!(order["status"], "Open");
     assert_eq!(h.store.all().len(), 1);
-    let published = h.publisher.published();
+    assert!(
+        h.publisher.published().is_empty(),
+        "the API never publishes"
+    );
+    let published = h.published().await;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].detail_type, "OrderCreated");
     let detail: serde_json::Value = serde_json::from_str(&published[0].detail).unwrap();
     assert_eq!(detail["data"]["order-id"], order["order-id"]);
+    let client = contracts::IdempotencyKey::new("c1b95b88-4b1e-4c1f-9a55-4b9d3f0c2a11").unwrap();
     assert_eq!(
-        detail["metadata"]["idempotency-key"], "c1b95b88-4b1e-4c1f-9a55-4b9d3f0c2a11",
-        "the first event of a flow carries the client's key"
+        detail["metadata"]["idempotency-key"],
+        contracts::IdempotencyKey::for_order("456", &client).as_str(),
+        "the first event of a flow carries the key scoped like the claim, never the client's"
     );
 }
 
@@ -76,7 +100,7 @@ async fn the_same_key_and_body_replays_the_same_order_without_a_second_event() {
     assert_eq!(first.header(REPLAYED_HEADER), None);
     assert_eq!(second.header(REPLAYED_HEADER), Some("true"));
     assert_eq!(body(&first), body(&second));
-    assert_eq!(h.publisher.published().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
     assert_eq!(h.store.all().len(), 1);
 }
 
@@ -91,14 +115,13 @@ async fn the_same_key_with_another_body_is_422() {
     let response = h.api.handle(&changed, None).await;
     assert_eq!(response.status, 422);
     assert_eq!(body(&response)["error"]["type"], "IdempotencyKeyReused");
-    assert_eq!(h.publisher.published().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_request_still_in_progress_is_409() {
     let h = harness();
-    // Another invocation holds the claim: simulate by failing the publish while a concurrent
-    // request arrives is racy, so claim directly through the same store and config.
+    // Another invocation holds the claim: claim directly through the same store and config.
     let idem = Idempotency::new(
         h.idempotency.clone(),
         IdempotencyConfig::new("create-order"),
@@ -164,25 +187,44 @@ async fn bad_requests_get_a_400_with_a_typed_json_error() {
         assert_eq!(response.status, 400, "{patch}: {}", response.body);
         assert_eq!(body(&response)["error"]["type"], error_type, "{patch}");
     }
-    assert!(h.publisher.published().is_empty());
+    assert!(h.published().await.is_empty());
 }
 
 #[tokio::test]
-async fn a_failed_publish_releases_the_claim_so_the_retry_succeeds() {
+async fn a_bus_outage_does_not_fail_the_create_and_the_relay_catches_up() {
     let h = harness();
     h.publisher.fail_all(true);
+    let created = h.api.handle(&fixture("http/post-order.json"), None).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let records = h.store.changes().take(usize::MAX);
+    let relay = orders::outbox_relay(Arc::new(h.publisher.clone()));
+    let answer = relay
+        .handle_payload(serde_json::json!({ "Records": records.clone() }), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["batchItemFailures"][0]["itemIdentifier"], records[0]["dynamodb"]["SequenceNumber"],
+        "the record is reported, so Lambda retries it"
+    );
+    h.publisher.fail_all(false);
+    relay
+        .handle_payload(serde_json::json!({ "Records": records }), None)
+        .await
+        .unwrap();
+    assert_eq!(h.publisher.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_store_releases_the_claim_so_the_retry_succeeds() {
+    let h = harness();
+    h.idempotency
+        .fail_next(idempotency::StoreOperation::Complete, 1);
     let failed = h.api.handle(&fixture("http/post-order.json"), None).await;
     assert_eq!(failed.status, 503, "{}", failed.body);
-    h.publisher.fail_all(false);
-    let retried = h.api.handle(&fixture("http/post-order.json"), None).await;
-    assert_eq!(retried.status, 201, "{}", retried.body);
-    assert_eq!(
-        retried.header(REPLAYED_HEADER),
-        None,
-        "the retry runs, not replays"
-    );
-    assert_eq!(h.publisher.published().len(), 1);
-    assert_eq!(h.store.all().len(), 1, "the retry reuses the stored order");
+    // The order and its fact are stored; the completion was lost, so the claim stays until it
+    // expires (no remaining time here: the configured in-progress timeout).
+    assert_eq!(h.store.all().len(), 1);
+    assert_eq!(h.published().await.len(), 1);
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ pub struct TableSpec {
     pub range_key: Option<(String, String)>,
     /// TTL attribute, when TTL is enabled.
     pub ttl_attribute: Option<String>,
+    /// The stream's view type (`NEW_AND_OLD_IMAGES`, ...), when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 /// An EventBridge bus.
@@ -102,6 +104,8 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, Value>,
     /// Logical ids of the SQS queues that feed it.
     pub sqs_sources: Vec<String>,
+    /// Logical ids of the tables whose streams feed it (`Type: DynamoDB` events).
+    pub stream_sources: Vec<String>,
     /// Its HTTP API routes.
     pub http_routes: Vec<HttpRoute>,
     /// Its whole `Properties` (Globals not merged).
@@ -163,6 +167,10 @@ impl Template {
                     ttl_attribute: (ttl["Enabled"] == true)
                         .then(|| ttl["AttributeName"].as_str().map(str::to_owned))
                         .flatten(),
+                    stream_view_type: p
+                        .pointer("/StreamSpecification/StreamViewType")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 })
             })
             .collect()
@@ -278,11 +286,15 @@ impl Template {
                     environment.extend(vars.clone());
                 }
                 let mut sqs_sources = Vec::new();
+                let mut stream_sources = Vec::new();
                 let mut http_routes = Vec::new();
                 for event in p["Events"].as_object().into_iter().flat_map(|e| e.values()) {
                     match event["Type"].as_str() {
                         Some("SQS") => {
                             sqs_sources.extend(logical_of(&event["Properties"]["Queue"]))
+                        }
+                        Some("DynamoDB") => {
+                            stream_sources.extend(logical_of(&event["Properties"]["Stream"]))
                         }
                         Some("HttpApi") => http_routes.push(HttpRoute {
                             method: event["Properties"]["Method"]
@@ -308,6 +320,7 @@ impl Template {
                         .to_owned(),
                     environment,
                     sqs_sources,
+                    stream_sources,
                     http_routes,
                     properties: p.clone(),
                 }

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use contracts::{Detail, IdempotencyKey, Metadata, ReturnReceived};
-use eventing::{EventPublisher, OutgoingEvent};
+use contracts::{Detail, IdempotencyKey, Metadata, ReturnReceived, ReturnRequested};
+use eventing::OutgoingEvent;
 use idempotency::{Idempotency, IdempotencyError, Outcome, Request, RunError};
 use platform::doc_table::DocTableError;
 use platform::http::{ApiError, ApiRequest, ApiResponse, route};
 
 use crate::domain::{InvalidReturn, RequestReturn, Return};
-use crate::store::{Receipt, SupportStore};
+use crate::store::{Receipt, Requested, SupportStore};
 
 /// Response header set on a replayed request.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -22,15 +22,12 @@ pub enum ReturnError {
     /// Support has not seen the order ship.
     #[error("order {0} has not shipped (or support has not seen it ship yet)")]
     NotShipped(String),
-    /// The lines do not match the shipment.
+    /// The lines do not match the shipment, or ask more than may still be returned.
     #[error(transparent)]
     Invalid(#[from] InvalidReturn),
     /// The support table failed.
     #[error(transparent)]
     Store(#[from] DocTableError),
-    /// The event could not be published.
-    #[error(transparent)]
-    Publish(#[from] eventing::PublishError),
     /// The event could not be built.
     #[error(transparent)]
     Event(#[from] eventing::EventingError),
@@ -40,32 +37,36 @@ impl From<ReturnError> for ApiError {
     fn from(e: ReturnError) -> Self {
         match e {
             ReturnError::NotShipped(_) => ApiError::new(409, "OrderNotShipped", e.to_string()),
+            ReturnError::Invalid(InvalidReturn::ExceedsShipped {
+                ref sku,
+                asked,
+                returnable,
+            }) => ApiError::new(409, "ReturnExceedsShipped", e.to_string())
+                .with_detail("sku", sku.as_str())
+                .with_detail("asked", asked)
+                .with_detail("returnable", returnable),
             ReturnError::Invalid(_) => ApiError::bad_request("InvalidReturn", e.to_string()),
             other => ApiError::unavailable(other),
         }
     }
 }
 
-/// The support HTTP API over its ports.
+/// The support HTTP API over its ports. It never publishes: each return is stored with the
+/// fact it makes true in one write, which `support-outbox-relay` publishes from the table's
+/// stream.
 #[derive(Clone)]
 pub struct SupportApi {
     idempotency: Idempotency,
     store: Arc<dyn SupportStore>,
-    publisher: Arc<dyn EventPublisher>,
     clock: fn() -> DateTime<Utc>,
 }
 
 impl SupportApi {
-    /// Wires the API to its idempotency layer, store and publisher.
-    pub fn new(
-        idempotency: Idempotency,
-        store: Arc<dyn SupportStore>,
-        publisher: Arc<dyn EventPublisher>,
-    ) -> Self {
+    /// Wires the API to its idempotency layer and store.
+    pub fn new(idempotency: Idempotency, store: Arc<dyn SupportStore>) -> Self {
         Self {
             idempotency,
             store,
-            publisher,
             clock: Utc::now,
         }
     }
@@ -146,28 +147,49 @@ impl SupportApi {
         }
     }
 
+    /// The claimed path: the return, its `ReturnRequested` fact and its units counted against
+    /// the shipped order, in one conditional write. A re-run finds the stored return.
     async fn create_return(
         &self,
         body: RequestReturn,
         key: IdempotencyKey,
     ) -> Result<Return, ReturnError> {
-        let shipped = self
+        let (shipped, returned) = self
             .store
             .shipped_order(&body.order_id)
             .await?
             .ok_or_else(|| ReturnError::NotShipped(body.order_id.clone()))?;
-        let ret = Return::request(body, &shipped, key.clone(), (self.clock)())?;
-        let ret = self.store.insert_return(&ret).await?;
-        let metadata = Metadata::first(key, ret.order_id.clone(), ret.requested_at);
-        let event = OutgoingEvent::new(&Detail::new(metadata, ret.requested_event()))?;
-        self.publisher.publish(std::slice::from_ref(&event)).await?;
-        Ok(ret)
+        let ret = Return::request(body, &shipped, &returned, key, (self.clock)())?;
+        let metadata = Metadata::first(ret.requested_key(), ret.order_id.clone(), ret.requested_at);
+        let requested = OutgoingEvent::new(&Detail::<ReturnRequested>::new(
+            metadata,
+            ret.requested_event(),
+        ))?
+        .with_invocation_trace();
+        match self
+            .store
+            .request_return(&ret, &requested, &shipped)
+            .await?
+        {
+            Requested::Stored(ret) | Requested::Exists(ret) => Ok(ret),
+            Requested::Exceeds {
+                sku,
+                asked,
+                returnable,
+            } => Err(InvalidReturn::ExceedsShipped {
+                sku,
+                asked,
+                returnable,
+            }
+            .into()),
+            Requested::NotShipped => Err(ReturnError::NotShipped(ret.order_id)),
+        }
     }
 
-    /// Naturally idempotent, with every publication carrying the same data: the receipt (and its
-    /// `received-at`) is stored before the fact is published, and marked done after. A retry or a
-    /// concurrent request re-publishes the stored fact under the same derived key, which
-    /// downstream deduplicates; a crash between the steps cannot lose the fact.
+    /// Naturally idempotent: one conditional write moves the return to Received with its
+    /// `ReturnReceived` fact (the outbox), so the fact goes out whether or not the client ever
+    /// retries. A retry or a concurrent request finds it received and answers the return as
+    /// first received; every copy of the fact carries the same data and key.
     async fn receive(&self, return_id: &str) -> Result<ApiResponse, ApiError> {
         let current = self
             .store
@@ -175,48 +197,38 @@ impl SupportApi {
             .await
             .map_err(ApiError::unavailable)?
             .ok_or_else(|| ApiError::not_found(format!("return {return_id}")))?;
-        let receipt = self
-            .store
-            .begin_receipt(&current.received((self.clock)()))
-            .await
-            .map_err(ApiError::unavailable)?
-            .ok_or_else(|| ApiError::not_found(format!("return {return_id}")))?;
-        let (received, replayed) = match receipt {
-            Receipt::Done(done) => {
-                return Ok(ApiResponse::json(200, &done).with_header(REPLAYED_HEADER, "true"));
-            }
-            Receipt::Started(received) => (received, false),
-            Receipt::Pending(received) => (received, true),
-        };
+        let received = current.received((self.clock)());
         let data = received
             .received_event()
             .ok_or_else(|| ApiError::internal("received return without a date"))?;
         let metadata = Metadata {
             idempotency_key: received
-                .request_key
+                .requested_key()
                 .derive(contracts::detail_type::RETURN_RECEIVED),
             ..Metadata::first(
-                received.request_key.clone(),
+                received.requested_key(),
                 received.order_id.clone(),
                 data.received_at,
             )
         };
-        let event = OutgoingEvent::new(&Detail::<ReturnReceived>::new(metadata, data))
-            .map_err(ApiError::internal)?;
-        self.publisher
-            .publish(std::slice::from_ref(&event))
+        let fact = OutgoingEvent::new(&Detail::<ReturnReceived>::new(metadata, data))
+            .map_err(ApiError::internal)?
+            .with_invocation_trace();
+        match self
+            .store
+            .receive_return(&received, &fact)
             .await
-            .map_err(ApiError::unavailable)?;
-        self.store
-            .finish_receipt(&received)
-            .await
-            .map_err(ApiError::unavailable)?;
-        tracing::info!(return_id, replayed, "return received");
-        let response = ApiResponse::json(200, &received);
-        Ok(if replayed {
-            response.with_header(REPLAYED_HEADER, "true")
-        } else {
-            response
-        })
+            .map_err(ApiError::unavailable)?
+        {
+            None => Err(ApiError::not_found(format!("return {return_id}"))),
+            Some(Receipt::Received(received)) => {
+                tracing::info!(return_id, outcome = "fresh", "return received");
+                Ok(ApiResponse::json(200, &received))
+            }
+            Some(Receipt::AlreadyReceived(received)) => {
+                tracing::info!(return_id, outcome = "replayed", "return received before");
+                Ok(ApiResponse::json(200, &received).with_header(REPLAYED_HEADER, "true"))
+            }
+        }
     }
 }

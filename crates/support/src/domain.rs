@@ -5,6 +5,8 @@ use contracts::{
     IdempotencyKey, OrderItem, OrderShipped, ReturnItem, ReturnReceived, ReturnRequested,
     ReturnStatus,
 };
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -48,6 +50,9 @@ pub struct RequestReturn {
     pub items: Vec<ReturnItem>,
 }
 
+/// Units of each SKU, by SKU (lines of one SKU summed).
+pub type Units = BTreeMap<String, u64>;
+
 /// Why a return request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidReturn {
@@ -57,7 +62,7 @@ pub enum InvalidReturn {
     /// Empty or overlong reason.
     #[error("reason must be 1 to {MAX_REASON_CHARS} characters")]
     Reason,
-    /// A line that was not shipped, or more units than shipped.
+    /// A line of zero units, or of a SKU the order did not ship.
     #[error("items[{index}]: {sku} x{quantity} was not shipped with order {order_id}")]
     NotShipped {
         /// Line index.
@@ -68,6 +73,17 @@ pub enum InvalidReturn {
         quantity: u32,
         /// The order.
         order_id: String,
+    },
+    /// More units of a SKU than may still be returned: shipped, less what earlier returns of
+    /// the order took.
+    #[error("{asked} x {sku} asked, but only {returnable} may still be returned")]
+    ExceedsShipped {
+        /// The SKU.
+        sku: String,
+        /// Units this request asks for (its lines of the SKU summed).
+        asked: u64,
+        /// Units of it that may still be returned.
+        returnable: u64,
     },
 }
 
@@ -84,19 +100,26 @@ impl RequestReturn {
         Ok(())
     }
 
-    /// Checks every line against what was shipped (summing repeated SKUs).
-    pub fn check_against(&self, shipped: &ShippedOrder) -> Result<(), InvalidReturn> {
-        let mut asked: std::collections::BTreeMap<&str, u64> = Default::default();
+    /// Units asked per SKU (repeated SKUs summed).
+    pub fn asked(&self) -> Units {
+        let mut asked = Units::new();
+        for item in &self.items {
+            *asked.entry(item.sku.clone()).or_default() += u64::from(item.quantity);
+        }
+        asked
+    }
+
+    /// Checks every line against what was shipped and what earlier returns of the order took
+    /// (`returned`, units per SKU). The store enforces the same bound again in the write that
+    /// counts this return, so two concurrent requests cannot both take the last unit.
+    pub fn check_against(
+        &self,
+        shipped: &ShippedOrder,
+        returned: &Units,
+    ) -> Result<(), InvalidReturn> {
+        let shipped_units = shipped.units();
         for (index, item) in self.items.iter().enumerate() {
-            let total = asked.entry(item.sku.as_str()).or_default();
-            *total += u64::from(item.quantity);
-            let shipped_qty: u64 = shipped
-                .items
-                .iter()
-                .filter(|s| s.sku == item.sku)
-                .map(|s| u64::from(s.quantity))
-                .sum();
-            if item.quantity == 0 || *total > shipped_qty {
+            if item.quantity == 0 || !shipped_units.contains_key(&item.sku) {
                 return Err(InvalidReturn::NotShipped {
                     index,
                     sku: item.sku.chars().take(64).collect(),
@@ -105,7 +128,34 @@ impl RequestReturn {
                 });
             }
         }
+        for (sku, asked) in self.asked() {
+            let returnable = shipped.returnable(&sku, returned);
+            if asked > returnable {
+                return Err(InvalidReturn::ExceedsShipped {
+                    sku,
+                    asked,
+                    returnable,
+                });
+            }
+        }
         Ok(())
+    }
+}
+
+impl ShippedOrder {
+    /// Units shipped per SKU.
+    pub fn units(&self) -> Units {
+        let mut units = Units::new();
+        for item in &self.items {
+            *units.entry(item.sku.clone()).or_default() += u64::from(item.quantity);
+        }
+        units
+    }
+
+    /// Units of `sku` that may still be returned, given what earlier returns took.
+    pub fn returnable(&self, sku: &str, returned: &Units) -> u64 {
+        let shipped = self.units().get(sku).copied().unwrap_or(0);
+        shipped.saturating_sub(returned.get(sku).copied().unwrap_or(0))
     }
 }
 
@@ -130,7 +180,8 @@ pub struct Return {
     /// When received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received_at: Option<DateTime<Utc>>,
-    /// The client's key of the request: `ReturnReceived`'s key is derived from it.
+    /// The client's key of the request: the facts' keys are derived from it and the order
+    /// ([`Return::requested_key`]).
     pub request_key: IdempotencyKey,
 }
 
@@ -146,15 +197,17 @@ impl Return {
         format!("RET-{}", hex::encode(&digest[..8]))
     }
 
-    /// A new requested return, checked against the shipped order.
+    /// A new requested return, checked against the shipped order and what earlier returns of it
+    /// took (`returned`).
     pub fn request(
         body: RequestReturn,
         shipped: &ShippedOrder,
+        returned: &Units,
         key: IdempotencyKey,
         now: DateTime<Utc>,
     ) -> Result<Self, InvalidReturn> {
         body.validate()?;
-        body.check_against(shipped)?;
+        body.check_against(shipped, returned)?;
         Ok(Self {
             return_id: Self::id_for(&body.order_id, &key),
             order_id: body.order_id,
@@ -168,13 +221,29 @@ impl Return {
         })
     }
 
-    /// The same return, received at `at`.
+    /// The same return, received at `at` (or when it was first recorded as received: a receipt
+    /// begun by an earlier version keeps its time, so every copy of the fact says the same).
     pub fn received(&self, at: DateTime<Utc>) -> Self {
         Self {
             status: ReturnStatus::Received,
-            received_at: Some(at),
+            received_at: Some(self.received_at.unwrap_or(at)),
             ..self.clone()
         }
+    }
+
+    /// The idempotency key of `ReturnRequested`: scoped by the order, like the API's claim, so
+    /// one client key used for the returns of two orders makes two facts.
+    pub fn requested_key(&self) -> IdempotencyKey {
+        IdempotencyKey::for_return(&self.order_id, &self.request_key)
+    }
+
+    /// Units of each SKU this return takes back.
+    pub fn units(&self) -> Units {
+        let mut units = Units::new();
+        for item in &self.items {
+            *units.entry(item.sku.clone()).or_default() += u64::from(item.quantity);
+        }
+        units
     }
 
     /// The `ReturnRequested` fact.
@@ -237,7 +306,14 @@ mod tests {
     #[test]
     fn a_return_of_shipped_units_is_accepted() {
         let key = IdempotencyKey::new("k").unwrap();
-        let r = Return::request(body("MUG", &[2]), &shipped(), key, Utc::now()).unwrap();
+        let r = Return::request(
+            body("MUG", &[2]),
+            &shipped(),
+            &Units::new(),
+            key,
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(r.status, ReturnStatus::Requested);
         assert_eq!(r.customer_id, "456");
         assert!(r.received_event().is_none());
@@ -246,12 +322,60 @@ mod tests {
 
     #[test]
     fn returning_more_than_shipped_or_another_sku_is_refused() {
-        assert!(
-            body("MUG", &[1, 2]).check_against(&shipped()).is_err(),
+        let none = Units::new();
+        assert_eq!(
+            body("MUG", &[1, 2]).check_against(&shipped(), &none),
+            Err(InvalidReturn::ExceedsShipped {
+                sku: "MUG".into(),
+                asked: 3,
+                returnable: 2
+            }),
             "3 of 2 across lines"
         );
-        assert!(body("TEAPOT", &[1]).check_against(&shipped()).is_err());
-        assert!(body("MUG", &[0]).check_against(&shipped()).is_err());
+        assert!(matches!(
+            body("TEAPOT", &[1]).check_against(&shipped(), &none),
+            Err(InvalidReturn::NotShipped { .. })
+        ));
+        assert!(matches!(
+            body("MUG", &[0]).check_against(&shipped(), &none),
+            Err(InvalidReturn::NotShipped { .. })
+        ));
+    }
+
+    #[test]
+    fn earlier_returns_count_against_what_may_still_be_returned() {
+        let returned = Units::from([("MUG".to_owned(), 1)]);
+        assert!(
+            body("MUG", &[1])
+                .check_against(&shipped(), &returned)
+                .is_ok()
+        );
+        assert_eq!(
+            body("MUG", &[2]).check_against(&shipped(), &returned),
+            Err(InvalidReturn::ExceedsShipped {
+                sku: "MUG".into(),
+                asked: 2,
+                returnable: 1
+            })
+        );
+        let all = Units::from([("MUG".to_owned(), 2)]);
+        assert_eq!(shipped().returnable("MUG", &all), 0);
+    }
+
+    #[test]
+    fn a_receipt_keeps_the_time_it_was_first_recorded() {
+        let key = IdempotencyKey::new("k").unwrap();
+        let r = Return::request(
+            body("MUG", &[1]),
+            &shipped(),
+            &Units::new(),
+            key,
+            Utc::now(),
+        )
+        .unwrap();
+        let first = r.received("2026-11-23T10:00:00Z".parse().unwrap());
+        let again = first.received(Utc::now());
+        assert_eq!(again.received_at, first.received_at);
     }
 
     #[test]

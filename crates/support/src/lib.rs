@@ -4,7 +4,11 @@
 //! - [`store`]: the [`store::SupportStore`] port with DynamoDB and in-memory adapters.
 //! - [`projection`]: `support-events`, support's own record of shipped orders from `OrderShipped`.
 //! - [`api`]: `support-api` — `POST /returns` (Idempotency-Key; 409 unless support has seen the
-//!   order ship), `POST /returns/{id}/received`, `GET /returns/{id}`.
+//!   order ship, or when a SKU asks more than may still be returned), `POST
+//!   /returns/{id}/received`, `GET /returns/{id}`. Each return is stored with its fact in one
+//!   write.
+//! - [`outbox_relay`]: `support-outbox-relay` — publishes the facts the support table's stream
+//!   carries (the transactional outbox).
 //!
 //! ```
 //! use support::domain::Return;
@@ -19,9 +23,9 @@ pub mod store;
 
 use std::sync::Arc;
 
-use eventing::{Consumer, EventBridgePublisher};
+use eventing::{Consumer, EventBridgePublisher, EventPublisher, OutboxRelay};
 use idempotency::{DynamoDbStore, Idempotency, IdempotencyConfig};
-use platform::config::{ConfigError, Env};
+use platform::config::{BusConfig, ConfigError, Env};
 
 /// The support functions' configuration, from environment variables only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +56,7 @@ fn store(config: &Config, ddb: &aws_sdk_dynamodb::Client) -> Arc<store::DynamoDb
     ))
 }
 
-/// `support-api` over DynamoDB and EventBridge.
+/// `support-api` over DynamoDB.
 pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::SupportApi {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     api::SupportApi::new(
@@ -61,11 +65,21 @@ pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::SupportApi
             IdempotencyConfig::new("request-return"),
         ),
         store(config, &ddb),
-        Arc::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(sdk),
-            &config.event_bus,
-        )),
     )
+}
+
+/// `support-outbox-relay`: publishes, with `publisher`, the `com.support` facts the support
+/// table's stream carries. The Lambda binary and the local runner both build it here.
+pub fn outbox_relay(publisher: Arc<dyn EventPublisher>) -> OutboxRelay {
+    OutboxRelay::new(publisher, contracts::source::SUPPORT)
+}
+
+/// `support-outbox-relay` over EventBridge.
+pub fn wire_outbox_relay(config: &BusConfig, sdk: &aws_config::SdkConfig) -> OutboxRelay {
+    outbox_relay(Arc::new(EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(sdk),
+        &config.event_bus,
+    )))
 }
 
 /// `support-events` over DynamoDB and EventBridge.

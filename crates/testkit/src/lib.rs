@@ -24,7 +24,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 pub use sam_template::{Stack, Template};
@@ -178,11 +178,22 @@ impl LocalStack {
                 defs.push(attribute(range)?);
                 keys.push(key(&range.0, KeyType::Range)?);
             }
+            let stream = table
+                .stream_view_type
+                .as_deref()
+                .map(|view| {
+                    StreamSpecification::builder()
+                        .stream_enabled(true)
+                        .stream_view_type(StreamViewType::from(view))
+                        .build()
+                })
+                .transpose()?;
             ddb.create_table()
                 .table_name(&table.name)
                 .set_attribute_definitions(Some(defs))
                 .set_key_schema(Some(keys))
                 .billing_mode(BillingMode::PayPerRequest)
+                .set_stream_specification(stream)
                 .send()
                 .await
                 .with_context(|| format!("creating table {}", table.name))?;

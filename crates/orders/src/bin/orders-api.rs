@@ -9,12 +9,9 @@ use platform::init::WarmUp;
 // threads only add malloc arenas (peak RSS; see docs/performance.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let api = platform::init::function(
-        orders::Config::from_env,
-        orders::wire_api,
-        WarmUp::Connections,
-    )
-    .await?;
+    let api =
+        platform::init::function(orders::Config::from_env, orders::wire_api, WarmUp::DynamoDb)
+            .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let api = &api;
         async move {

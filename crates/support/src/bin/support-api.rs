@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let api = platform::init::function(
         support::Config::from_env,
         support::wire_api,
-        WarmUp::Connections,
+        WarmUp::DynamoDb,
     )
     .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
