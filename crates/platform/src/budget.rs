@@ -19,8 +19,9 @@
 //! let stored = budget.run(async { "order 1073459984 stored" }).await;
 //! assert_eq!(stored, Ok("order 1073459984 stored"));
 //!
-//! let spent = Budget::from_remaining(Duration::from_millis(100)); // less than the margin
-//! let hung = spent.run(std::future::pending::<()>()).await;
+//! let hung = Budget::from_remaining(Duration::from_millis(100))
+//!     .run(std::future::pending::<()>())
+//!     .await; // cut after 75 ms: the margin is at most a quarter of the remaining time
 //! assert_eq!(hung, Err(DeadlineExceeded));
 //! let response = ApiResponse::from(ApiError::from(DeadlineExceeded));
 //! assert_eq!(response.status, 503);
@@ -43,7 +44,14 @@ use crate::http::ApiError;
 /// it at the CPU share of a small function (Lambda gives one vCPU per 1,769 MB, so the
 /// template's 256 MB get about a seventh of one, 128 MB a fourteenth) with a scheduling stall on
 /// top, while leaving 97% of the functions' 15 s timeout to the work.
+///
+/// It never takes more than a quarter of the remaining time ([`MAX_MARGIN_DIVISOR`]), so an
+/// invocation with little time (a function with a short timeout, a test scaled down) still gets
+/// most of it for its work.
 pub const REPORTING_MARGIN: Duration = Duration::from_millis(500);
+
+/// The margin is at most the remaining time divided by this (a quarter).
+pub const MAX_MARGIN_DIVISOR: u32 = 4;
 
 /// How far away "no deadline" is when a remaining time is too large to add to the clock.
 const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
@@ -61,9 +69,14 @@ pub struct Budget {
 
 impl Budget {
     /// The budget of an invocation with `remaining` time before Lambda's deadline: it ends
-    /// [`REPORTING_MARGIN`] earlier (at once when less than that remains).
+    /// [`REPORTING_MARGIN`] earlier, or a quarter of `remaining` earlier when that is less.
     pub fn from_remaining(remaining: Duration) -> Self {
-        Self::after(remaining.saturating_sub(REPORTING_MARGIN))
+        Self::after(remaining - Self::margin_of(remaining))
+    }
+
+    /// The reporting margin kept from `remaining`: [`REPORTING_MARGIN`], at most a quarter of it.
+    pub fn margin_of(remaining: Duration) -> Duration {
+        REPORTING_MARGIN.min(remaining / MAX_MARGIN_DIVISOR)
     }
 
     /// The budget of a Lambda invocation, from its context's deadline (see
@@ -193,9 +206,17 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_short_invocation_keeps_most_of_its_time_for_the_work() {
+        let budget = Budget::from_remaining(Duration::from_millis(200));
+        assert_eq!(budget.remaining(), Duration::from_millis(150));
+        let budget = Budget::from_remaining(Duration::from_secs(2));
+        assert_eq!(budget.remaining(), Duration::from_millis(1_500));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_spent_budget_does_not_start_the_work() {
         let started = Arc::new(AtomicBool::new(false));
-        let budget = Budget::from_remaining(REPORTING_MARGIN);
+        let budget = Budget::from_remaining(Duration::ZERO);
         assert!(budget.is_spent());
         let flag = Arc::clone(&started);
         let result = budget
