@@ -1,6 +1,7 @@
 //! The scenario suite against the DynamoDB store on the local stand-in (moto), provisioned from
 //! `template.yaml`, plus what only DynamoDB shows: the stored item format, the HTTP round trips
-//! actually sent, a composite-key table, unreadable items, and SDK failures on each primitive.
+//! actually sent, a composite-key table, items another version wrote, and SDK failures on each
+//! primitive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
