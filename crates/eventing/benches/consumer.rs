@@ -93,8 +93,10 @@ fn consumer() -> (Consumer, InMemoryPublisher) {
 const REMAINING: Option<Duration> = Some(Duration::from_secs(30));
 
 fn per_record(c: &mut Criterion) {
+    // The timer is on, as in Lambda: the consumer bounds every batch by its time budget.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_time()
         .build()
         .unwrap();
     let mut group = c.benchmark_group("consumer_in_memory");
@@ -120,6 +122,7 @@ fn per_record(c: &mut Criterion) {
     // The same on a current-thread runtime: no cross-thread wake-ups, so the difference is the
     // cost of handing records to worker threads (what a Lambda's multi-thread runtime pays).
     let single = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let (local, local_publisher) = consumer();

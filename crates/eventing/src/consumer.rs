@@ -13,9 +13,18 @@
 //! 4. the events of every claimed record are published in one [`EventPublisher::publish`] call;
 //! 5. each claimed record whose events were all accepted completes its claim (storing the keys
 //!    it emitted); the others release it and fail, so the source retries them.
+//!
+//! Given the invocation's remaining time, the batch runs under one time budget
+//! (`platform::budget`, ending a reporting margin before Lambda's deadline) shared by the
+//! phases (`crate::deadlines`): each phase ends early enough to leave the later ones their
+//! reserve, and the records that have not finished a phase when it ends fail alone with
+//! `DeadlineExceeded`, their claims neither completed nor released (they expire at the
+//! invocation's deadline, as `in_progress_expiration` says). The partial batch response is
+//! always returned before the deadline.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::future::ready;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -24,9 +33,11 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use contracts::AnyEvent;
 use futures::{FutureExt, StreamExt};
 use idempotency::{Begin, Claim, Idempotency, IdempotencyError, Request};
+use platform::budget::{Budget, DeadlineExceeded};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::deadlines::{COMPLETING, HANDLING, PUBLISHING, PhaseBudgets, within};
 use crate::{
     ConsumerError, EventHandler, EventPublisher, EventingError, FailedEntry, OutgoingEvent,
     PublishError,
@@ -39,7 +50,8 @@ pub const DEFAULT_CONCURRENCY: usize = 10;
 ///
 /// Cheap to clone: everything is behind `Arc`s (the idempotency layer included). The records of
 /// a batch run concurrently as futures of the caller's task; the adapters (the SDK, the
-/// publisher's back-off timer) need a Tokio runtime, as `lambda_runtime` provides.
+/// publisher's back-off timer) and the time budget (when a remaining time is given) need a
+/// Tokio runtime with its timer, as `lambda_runtime` provides.
 ///
 /// ```
 /// use contracts::AnyEvent;
@@ -728,9 +740,14 @@ impl Consumer {
         incoming: Vec<(String, Body)>,
         remaining: Option<Duration>,
     ) -> (BatchReport, Vec<Option<EventingError>>) {
+        let budgets =
+            remaining.map(|remaining| PhaseBudgets::of(Budget::from_remaining(remaining)));
         let (mut reports, mut stages) = self.prepare_all(incoming, remaining);
-        self.handle_leaders(&mut stages).await;
-        let publish_calls = self.publish_and_settle(&mut stages, &mut reports).await;
+        self.handle_leaders(&mut stages, budgets.map(|b| b.handle))
+            .await;
+        let publish_calls = self
+            .publish_and_settle(&mut stages, &mut reports, budgets)
+            .await;
         let results = follow_leaders(stages, &reports);
         let (batch, errors) = finish(reports, results, publish_calls);
         *self
@@ -790,7 +807,8 @@ impl Consumer {
     /// `catch_unwind`, so a panic anywhere in it stays with its record. They run as futures of
     /// this task rather than spawned tasks: Lambda's runtime has one thread anyway, and a task
     /// per record cost a heap-allocated task, a copy of its large future and a wake-up each.
-    async fn handle_leaders(&self, stages: &mut [Stage]) {
+    /// The leaders still running when `budget` ends are dropped (their claims with them).
+    async fn handle_leaders(&self, stages: &mut [Stage], budget: Option<Budget>) {
         let mut leaders = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
             if !matches!(stage, Stage::Parsed(_)) {
@@ -800,7 +818,9 @@ impl Consumer {
                 leaders.push((index, parsed));
             }
         }
-        let results: Vec<(usize, Result<Handled, EventingError>)> = futures::stream::iter(leaders)
+        let mut results: Vec<(usize, Result<Handled, EventingError>)> =
+            Vec::with_capacity(leaders.len());
+        let handling = futures::stream::iter(leaders)
             .map(|(index, parsed)| {
                 let handled = begin_and_handle(&*self.handler, &self.idempotency, parsed);
                 async move {
@@ -816,8 +836,12 @@ impl Consumer {
                 }
             })
             .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+            .for_each(|result| {
+                results.push(result);
+                ready(())
+            });
+        // One timer for the phase, not one per record: what finished in time is kept.
+        let timed_out = within(budget, handling).await.is_err();
         for (index, result) in results {
             if let Some(stage) = stages.get_mut(index) {
                 *stage = match result {
@@ -827,15 +851,20 @@ impl Consumer {
                 };
             }
         }
+        if timed_out {
+            cut_off(stages, HANDLING, |stage| matches!(stage, Stage::Running));
+        }
     }
 
     /// Phase 3: publishes the events of every handled record in one call, then completes the
     /// claims of records whose events were all accepted and releases the others. Returns the
-    /// number of publish calls made (0 or 1).
+    /// number of publish calls made (0 or 1). The publish ends at the publish budget, the
+    /// completions at the invocation's budget; a record unsettled by then fails alone.
     async fn publish_and_settle(
         &self,
         stages: &mut [Stage],
         reports: &mut [RecordReport],
+        budgets: Option<PhaseBudgets>,
     ) -> usize {
         let mut all = Vec::new();
         let mut settling = Vec::new();
@@ -852,31 +881,18 @@ impl Consumer {
         let failed = if all.is_empty() {
             Vec::new()
         } else {
-            self.publish_all(&all).await
+            self.publish_all(&all, budgets.map(|b| b.publish)).await
         };
         let publish_calls = usize::from(!all.is_empty());
 
         // The spans are consecutive and in order: each record takes its events' names out of
-        // `all` (moved, not copied) before its claim is settled.
+        // `all` (moved, not copied), keeping those that were accepted (a redelivery re-emits
+        // them under the same keys), and its own failures, indexed within its span.
         let mut published = all.into_iter();
-        let settling: Vec<_> = settling
+        let mut claims = Vec::with_capacity(settling.len());
+        let records: Vec<(usize, Vec<EmittedEvent>, Vec<FailedEntry>)> = settling
             .into_iter()
             .map(|(index, claim, span)| {
-                let emitted: Vec<EmittedEvent> = published
-                    .by_ref()
-                    .take(span.len())
-                    .map(|e| EmittedEvent {
-                        source: e.source,
-                        detail_type: e.detail_type,
-                        idempotency_key: e.idempotency_key,
-                    })
-                    .collect();
-                (index, claim, span, emitted)
-            })
-            .collect();
-        let failed = &failed;
-        let settled: Vec<_> = futures::stream::iter(settling)
-            .map(|(index, claim, span, emitted)| async move {
                 let own_failures: Vec<FailedEntry> = failed
                     .iter()
                     .filter(|f| span.contains(&f.index))
@@ -885,30 +901,77 @@ impl Consumer {
                         ..f.clone()
                     })
                     .collect();
-                (index, settle(claim, emitted, own_failures).await)
+                let emitted: Vec<EmittedEvent> = published
+                    .by_ref()
+                    .take(span.len())
+                    .enumerate()
+                    .filter(|(i, _)| !own_failures.iter().any(|f| f.index == *i))
+                    .map(|(_, e)| EmittedEvent {
+                        source: e.source,
+                        detail_type: e.detail_type,
+                        idempotency_key: e.idempotency_key,
+                    })
+                    .collect();
+                claims.push(claim);
+                (index, emitted, own_failures)
             })
+            .collect();
+
+        let mut settled = Vec::with_capacity(records.len());
+        // Built up front (futures are lazy), so the stream holds no closure over borrowed
+        // records, which would keep the batch's future from being `Send`.
+        let settles: Vec<_> = records
+            .iter()
+            .zip(claims)
+            .map(|((index, emitted, failed), claim)| {
+                settle(claim, emitted, failed).map(|result| (*index, result))
+            })
+            .collect();
+        let settling = futures::stream::iter(settles)
             .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        for (index, (result, emitted)) in settled {
-            if let (Some(stage), Some(report)) = (stages.get_mut(index), reports.get_mut(index)) {
-                report.emitted = emitted;
+            .for_each(|result| {
+                settled.push(result);
+                ready(())
+            });
+        let timed_out = within(budgets.map(|b| b.complete), settling).await.is_err();
+        for (index, result) in settled {
+            if let Some(stage) = stages.get_mut(index) {
                 *stage = Stage::Done(result);
             }
+        }
+        for (index, emitted, _) in records {
+            if let Some(report) = reports.get_mut(index) {
+                report.emitted = emitted;
+            }
+        }
+        if timed_out {
+            cut_off(stages, COMPLETING, |stage| {
+                matches!(stage, Stage::Handled { .. })
+            });
         }
         publish_calls
     }
 
-    /// Publishes `all`, returning the entries that failed. A panicking publisher fails them all
-    /// rather than the batch.
-    async fn publish_all(&self, all: &[OutgoingEvent]) -> Vec<FailedEntry> {
-        match AssertUnwindSafe(self.publisher.publish(all))
-            .catch_unwind()
-            .await
-        {
-            Ok(Ok(())) => Vec::new(),
-            Ok(Err(e)) => e.failed,
-            Err(panic) => {
+    /// Publishes `all` (within `budget`, when there is one), returning the entries that failed.
+    /// A panicking publisher fails them all rather than the batch; one that overruns its budget
+    /// has them all cut off.
+    async fn publish_all(&self, all: &[OutgoingEvent], budget: Option<Budget>) -> Vec<FailedEntry> {
+        let publishing = match budget {
+            Some(budget) => self.publisher.publish_within(all, budget),
+            None => self.publisher.publish(all),
+        };
+        match within(budget, AssertUnwindSafe(publishing).catch_unwind()).await {
+            Ok(Ok(Ok(()))) => Vec::new(),
+            Ok(Ok(Err(e))) => e.failed,
+            Err(DeadlineExceeded) => {
+                PublishError::cut_off(
+                    all,
+                    0..all.len(),
+                    "the publisher overran the invocation's time budget",
+                )
+                .failed
+            }
+            Ok(Err(panic)) => {
                 let message = panic_message(&*panic);
                 all.iter()
                     .enumerate()
@@ -940,40 +1003,54 @@ fn prepare(
     Ok(Parsed { event, request })
 }
 
-/// Completes a handled record's claim when all its events were accepted, else releases it.
-/// Returns the outcome and the events to report as emitted.
+/// Completes a handled record's claim when all its events were accepted, else releases it;
+/// entries cut off by the time budget leave the claim to expire instead (there is no time left
+/// to release it, and whether they reached the bus is unknown).
 async fn settle(
     claim: Option<Claim>,
-    emitted: Vec<EmittedEvent>,
-    failed: Vec<FailedEntry>,
-) -> (Result<RecordOutcome, EventingError>, Vec<EmittedEvent>) {
+    emitted: &[EmittedEvent],
+    failed: &[FailedEntry],
+) -> Result<RecordOutcome, EventingError> {
+    if failed.iter().any(FailedEntry::is_deadline_exceeded) {
+        return Err(EventingError::DeadlineExceeded { phase: PUBLISHING });
+    }
     if !failed.is_empty() {
         if let Some(claim) = claim {
             release(claim).await;
         }
-        // The accepted ones did go out (the redelivery re-emits them under the same keys).
-        let accepted = emitted
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| !failed.iter().any(|f| f.index == *i))
-            .map(|(_, e)| e)
-            .collect();
-        return (
-            Err(EventingError::Publish(PublishError { failed })),
-            accepted,
-        );
+        return Err(EventingError::Publish(PublishError {
+            failed: failed.to_vec(),
+        }));
     }
     if let Some(claim) = claim {
         let stored = StoredResult {
             emitted: emitted.iter().map(|e| e.idempotency_key.as_str()).collect(),
         };
-        if let Err(e) = claim.complete(&stored).await {
-            // The events are out; the redelivery re-emits the same derived keys, which
-            // downstream consumers deduplicate.
-            return (Err(EventingError::Idempotency(e)), emitted);
-        }
+        // On failure the events are out; the redelivery re-emits the same derived keys, which
+        // downstream consumers deduplicate.
+        claim
+            .complete(&stored)
+            .await
+            .map_err(EventingError::Idempotency)?;
     }
-    (Ok(RecordOutcome::Fresh), emitted)
+    Ok(RecordOutcome::Fresh)
+}
+
+/// Fails every record `cut` says was still in `phase` when its budget ended, and says so once.
+fn cut_off(stages: &mut [Stage], phase: &'static str, cut: impl Fn(&Stage) -> bool) {
+    let mut records = 0;
+    for stage in stages.iter_mut().filter(|stage| cut(stage)) {
+        *stage = Stage::Done(Err(EventingError::DeadlineExceeded { phase }));
+        records += 1;
+    }
+    if records > 0 {
+        tracing::warn!(
+            phase,
+            records,
+            error_type = DeadlineExceeded::ERROR_TYPE,
+            "the invocation's time budget ended: these records fail and keep their claims until the invocation's deadline"
+        );
+    }
 }
 
 /// Phase 4: copies take their leader's outcome: replayed if it succeeded, retried if not.
@@ -1078,6 +1155,33 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn a_batch_future_can_be_sent_across_threads() {
+        // Hosts (the local runner's async traits, a multi-thread runtime) require it.
+        struct Nothing;
+        #[async_trait::async_trait]
+        impl EventHandler for Nothing {
+            async fn handle(
+                &self,
+                event: &AnyEvent,
+            ) -> Result<Vec<OutgoingEvent>, crate::HandlerError> {
+                Err(crate::HandlerError::unhandled(event))
+            }
+        }
+        let consumer = Consumer::new(
+            Nothing,
+            Idempotency::new(
+                idempotency::InMemoryStore::new(),
+                idempotency::IdempotencyConfig::new("op"),
+            ),
+            crate::InMemoryPublisher::new(),
+        );
+        let batch = SqsEvent::default();
+        assert_send(&consumer.process_sqs(batch, Some(Duration::from_secs(1))));
+    }
 
     fn envelope_with(resources: &str, id: &str) -> String {
         format!(

@@ -70,6 +70,16 @@ pub enum EventingError {
     #[error(transparent)]
     Publish(#[from] PublishError),
 
+    /// The invocation's time budget ended before the record was done (`phase` says where it
+    /// was): it is retried, and its claim, neither completed nor released, expires at the
+    /// invocation's deadline.
+    #[error("the invocation's time budget ran out while {phase}")]
+    DeadlineExceeded {
+        /// What the record was doing: claiming and handling it, publishing its events, or
+        /// completing its claim.
+        phase: &'static str,
+    },
+
     /// Handling the record panicked; the panic was caught and confined to this record.
     #[error("handling the record panicked: {message}")]
     Panicked {
@@ -91,6 +101,7 @@ impl EventingError {
             Self::InProgress { .. } => "InProgress",
             Self::Idempotency(e) => e.error_type(),
             Self::Publish(e) => e.error_type(),
+            Self::DeadlineExceeded { .. } => platform::budget::DeadlineExceeded::ERROR_TYPE,
             Self::Panicked { .. } => "Panicked",
         }
     }

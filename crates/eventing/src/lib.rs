@@ -6,6 +6,10 @@
 //!   requests of at most 10 entries and 256 KB, re-sends only failed entries with exponential
 //!   backoff and jitter, and returns a [`PublishError`] naming what still failed; nothing is
 //!   dropped silently. [`InMemoryPublisher`] records them (unit tests, the local runner).
+//!   [`EventPublisher::publish_within`] publishes under the invocation's time budget
+//!   (`platform::budget::Budget`): entries not accepted when it ends fail with
+//!   [`FailedEntry::DEADLINE_EXCEEDED`]; the EventBridge publisher starts no attempt with less
+//!   than [`MIN_ATTEMPT_TIME`] left, and no back-off that would leave less.
 //! - [`EventHandler`] is the domain port of a consumer: one typed event in, the events it causes
 //!   out, or a [`HandlerError`].
 //! - [`Consumer`] is the entry point of every SQS-fed Lambda: it parses each record (an
@@ -13,6 +17,12 @@
 //!   `idempotency` crate (concurrently, bounded, a panic confined to its record), publishes the
 //!   events of the whole batch in one call, and answers a partial batch response naming only
 //!   the records to retry. It also takes a bare EventBridge event (`sam local invoke`).
+//!   Given the invocation's remaining time, it runs the batch under one time budget: the handlers
+//!   stop [`PUBLISH_RESERVE`] before the publish's end, the publish [`COMPLETE_RESERVE`] before
+//!   the budget's (each at most a quarter of it), and a record that runs out of time fails alone
+//!   with `DeadlineExceeded`, its claim left to expire at the invocation's deadline, so the
+//!   partial batch response always gets out. A duplicate is acknowledged whether or not its
+//!   stored result can still be read: the effect happened.
 //! - The transactional outbox ([`OutboxRelay`], [`ChangeFeed`]): an HTTP API stores the fact it
 //!   makes true in the same write as the state change ([`OutgoingEvent::to_outbox`]); the
 //!   domain's relay publishes it from the table's stream and reports what it could not.
@@ -45,6 +55,7 @@
 //! ```
 
 mod consumer;
+mod deadlines;
 mod error;
 mod event;
 mod handler;
@@ -57,6 +68,7 @@ pub use consumer::{
     BatchReport, BatchStats, Consumer, DEFAULT_CONCURRENCY, EmittedEvent, RecordOutcome,
     RecordReport, idempotency_request,
 };
+pub use deadlines::{COMPLETE_RESERVE, PUBLISH_RESERVE};
 pub use error::{ConsumerError, EventingError};
 pub use event::{MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, OutgoingEvent};
 pub use handler::{EventHandler, HandlerError};
@@ -64,5 +76,6 @@ pub use outbox::{
     ChangeFeed, OUTBOX_ATTRIBUTE, OutboxRelay, RelayOutcome, RelayReport, RelayedRecord,
 };
 pub use publish::{
-    EventBridgePublisher, EventPublisher, FailedEntry, InMemoryPublisher, PublishError, RetryPolicy,
+    EventBridgePublisher, EventPublisher, FailedEntry, InMemoryPublisher, MIN_ATTEMPT_TIME,
+    PublishError, RetryPolicy,
 };

@@ -37,8 +37,10 @@ impl fmt::Display for StoreOperation {
     }
 }
 
-/// A store primitive failed: the backend errored (throttling, 5xx, network, ...) or returned a
-/// record the library cannot read. The backend's error is kept as the source.
+/// A store primitive failed: the backend errored (throttling, 5xx, network, ...) or returned an
+/// item that is not a record at all (no `id`). The backend's error is kept as the source. A
+/// record this version cannot fully read is not a store failure: see the DynamoDB store's
+/// reading rules in the crate README.
 #[derive(Debug, thiserror::Error)]
 #[error("idempotency store {operation} failed")]
 pub struct StoreError {
@@ -47,7 +49,7 @@ pub struct StoreError {
     source: BoxError,
 }
 
-/// The source of a [`StoreError`] for a record that exists but cannot be read.
+/// The source of a [`StoreError`] for an item that cannot be a record (it has no `id`).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed idempotency record: {0}")]
 pub struct MalformedRecord(pub String);
@@ -61,7 +63,7 @@ impl StoreError {
         }
     }
 
-    /// A stored record that cannot be parsed (missing or mistyped attribute).
+    /// A stored item that cannot be a record.
     pub fn malformed(operation: StoreOperation, reason: impl Into<String>) -> Self {
         Self::new(operation, MalformedRecord(reason.into()))
     }
@@ -71,7 +73,7 @@ impl StoreError {
         self.operation
     }
 
-    /// Whether the failure is an unreadable record rather than a backend error.
+    /// Whether the failure is an item that cannot be a record rather than a backend error.
     pub fn is_malformed_record(&self) -> bool {
         self.source.is::<MalformedRecord>()
     }
@@ -110,6 +112,54 @@ pub enum IdempotencyError {
         /// The hashed key.
         key_hash: String,
     },
+    /// A COMPLETED, live record whose stored result cannot be read: missing, not JSON, or not of
+    /// the type asked for (an attribute renamed, a result type changed across a deploy). The
+    /// operation did run and must not run again; only its result is lost to this caller, who
+    /// answers from its own state instead. Not transient: the same record gives the same answer
+    /// until it expires.
+    #[error("the stored result of idempotency record {record_id} cannot be read: {reason}")]
+    UnreadableResult {
+        /// The record id (`<prefix>#<hash>`), for the operator who looks at the record.
+        record_id: String,
+        /// What is wrong with the stored result (never the result itself).
+        reason: UnreadableReason,
+    },
+}
+
+/// Why a stored result cannot be read. The result itself is never logged or carried: it may
+/// hold personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnreadableReason {
+    /// The record has no result: the attribute is missing (renamed by another version) or not
+    /// stored as text.
+    Missing,
+    /// The stored result is not JSON.
+    NotJson,
+    /// The stored result is JSON of another shape than the caller's type (the result type
+    /// changed across a deploy).
+    OtherShape,
+}
+
+impl UnreadableReason {
+    /// Stable lower-case name (`missing`, `not_json`, `other_shape`) for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::NotJson => "not_json",
+            Self::OtherShape => "other_shape",
+        }
+    }
+}
+
+impl fmt::Display for UnreadableReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "the result is missing",
+            Self::NotJson => "the result is not JSON",
+            Self::OtherShape => "the result is not of the requested type",
+        })
+    }
 }
 
 impl IdempotencyError {
@@ -122,11 +172,13 @@ impl IdempotencyError {
             Self::Serialization(_) => "IdempotencySerialization",
             Self::InconsistentState { .. } => "IdempotencyInconsistentState",
             Self::ClaimLost { .. } => "IdempotencyClaimLost",
+            Self::UnreadableResult { .. } => "IdempotencyUnreadableResult",
         }
     }
 
     /// Whether retrying the same request later may succeed (store failures, races, lost
-    /// claims), as opposed to a permanent problem with the request itself.
+    /// claims), as opposed to a permanent problem with the request itself or its record (an
+    /// unreadable stored result answers the same until the record expires).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

@@ -14,9 +14,10 @@ use tracing::{Instrument, Span};
 
 use crate::clock::{Clock, SystemClock, duration_millis};
 use crate::config::{IdempotencyConfig, MAX_CLAIM_ATTEMPTS};
-use crate::error::{IdempotencyError, RunError};
+use crate::error::{IdempotencyError, RunError, UnreadableReason};
 use crate::metrics::{Metrics, MetricsSnapshot, bump};
 use crate::record::{Record, RecordState, Status};
+use crate::replay::{Replay, unreadable};
 use crate::request::{KeyExtractor, Request};
 use crate::store::{ClaimResult, FencedWrite, IdempotencyStore};
 
@@ -30,11 +31,11 @@ struct Cached {
     data: Arc<str>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Arc<dyn IdempotencyStore>,
     config: IdempotencyConfig,
     cache: Option<Mutex<LruCache<String, Cached, foldhash::fast::RandomState>>>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
 }
 
 impl Inner {
@@ -140,8 +141,9 @@ impl fmt::Debug for Idempotency {
 pub enum Begin {
     /// Fresh: the caller runs the operation, then [`Claim::complete`]s or [`Claim::release`]s.
     Claimed(Claim),
-    /// A COMPLETED, live record (payload validated): the stored result.
-    Replayed(Value),
+    /// A COMPLETED, live record (payload validated): the operation already ran. Its stored
+    /// result may be unreadable (see [`Replay`]); a caller that does not need it acknowledges.
+    Replayed(Replay),
     /// Another invocation holds a live claim: retry later.
     InProgress,
     /// [`Request::unkeyed`]: run the operation without persistence.
@@ -408,9 +410,10 @@ impl Idempotency {
             bump(&metrics.cache_hits);
             self.check_validation(request, hit.validation.as_deref(), key_hash)?;
             // Cached texts were written by serde_json (or read back from the store and parsed
-            // once already), so this cannot fail in practice; it is still an error, not a panic.
-            let value: Value =
-                serde_json::from_str(&hit.data).map_err(IdempotencyError::Serialization)?;
+            // once already), so this cannot fail in practice; if it did, it is an unreadable
+            // result like any other, not a panic.
+            let value =
+                serde_json::from_str::<Value>(&hit.data).map_err(|_| UnreadableReason::NotJson);
             bump(&metrics.replayed);
             tracing::info!(
                 outcome = "replayed",
@@ -418,7 +421,7 @@ impl Idempotency {
                 store_calls = 0,
                 "idempotency outcome"
             );
-            return Ok(Begin::Replayed(value));
+            return Ok(Begin::Replayed(self.replay(id, value)));
         }
 
         let mut store_calls = 0u32;
@@ -495,18 +498,29 @@ impl Idempotency {
                 tracing::info!(outcome = "in_progress", store_calls, "idempotency outcome");
                 return Ok(Begin::InProgress);
             }
-            let data = existing.data.as_deref().unwrap_or("null");
-            let value: Value =
-                serde_json::from_str(data).map_err(IdempotencyError::Serialization)?;
-            inner.cache_completed(
-                &id,
-                existing.expiration,
-                existing.validation,
-                Arc::from(data),
-            );
+            // A result that cannot be read is still a replay: the operation ran. It is counted
+            // and logged here, and never cached, so every duplicate reports it.
+            let value = match existing.data.as_deref() {
+                None => Err(UnreadableReason::Missing),
+                Some(data) => match serde_json::from_str::<Value>(data) {
+                    Ok(value) => {
+                        inner.cache_completed(
+                            &id,
+                            existing.expiration,
+                            existing.validation,
+                            Arc::from(data),
+                        );
+                        Ok(value)
+                    }
+                    Err(_) => Err(UnreadableReason::NotJson),
+                },
+            };
             bump(&metrics.replayed);
             tracing::info!(outcome = "replayed", store_calls, "idempotency outcome");
-            return Ok(Begin::Replayed(value));
+            if let Err(reason) = value {
+                unreadable(inner, &id, reason);
+            }
+            return Ok(Begin::Replayed(self.replay(id, value)));
         }
         tracing::warn!(
             attempts = MAX_CLAIM_ATTEMPTS,
@@ -515,6 +529,14 @@ impl Idempotency {
         Err(IdempotencyError::InconsistentState {
             attempts: MAX_CLAIM_ATTEMPTS,
         })
+    }
+
+    fn replay(&self, record_id: String, value: Result<Value, UnreadableReason>) -> Replay {
+        Replay {
+            inner: Arc::clone(&self.inner),
+            record_id,
+            value,
+        }
     }
 
     // Strict: when the request validates, a record without a payload hash does not match
@@ -538,7 +560,9 @@ impl Idempotency {
     }
 
     /// Runs `op` at most once per key: begin, then `op`, then complete (on `Ok`) or release (on
-    /// `Err`, so a retry can run it). A replay deserializes the stored result into `T`.
+    /// `Err`, so a retry can run it). A replay deserializes the stored result into `T`; a stored
+    /// result that is missing, not JSON or not a `T` is [`IdempotencyError::UnreadableResult`]
+    /// (not transient: the caller answers from its own state, the operation is not run again).
     ///
     /// If `op` succeeded but storing its result failed, the error is
     /// [`RunError::Idempotency`] (the operation did run; its claim expires at
@@ -580,9 +604,10 @@ impl Idempotency {
         match self.begin_in(request, span).await? {
             Begin::Unkeyed => op().await.map(Outcome::Fresh).map_err(RunError::Operation),
             Begin::InProgress => Ok(Outcome::InProgress),
-            Begin::Replayed(value) => serde_json::from_value(value)
+            Begin::Replayed(replay) => replay
+                .deserialize()
                 .map(Outcome::Replayed)
-                .map_err(|e| RunError::Idempotency(IdempotencyError::Serialization(e))),
+                .map_err(RunError::Idempotency),
             Begin::Claimed(claim) => match op().await {
                 Ok(result) => {
                     claim.complete(&result).await?;
@@ -633,6 +658,7 @@ impl Idempotency {
             store_errors = m.store_errors,
             claims_lost = m.claims_lost,
             claim_retries = m.claim_retries,
+            unreadable = m.unreadable,
             "idempotency metrics"
         );
     }

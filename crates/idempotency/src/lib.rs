@@ -15,6 +15,10 @@
 //!   [`Idempotency::handler`] wraps a whole handler.
 //! - [`IdempotencyStore`]: four primitives, implemented by [`DynamoDbStore`] and
 //!   [`InMemoryStore`] with the same semantics.
+//! - A stored result that cannot be read (missing, not JSON, or of a type that changed across a
+//!   deploy) never wedges its key: `begin` gives a [`Replay`] the caller can acknowledge (the
+//!   operation ran), `run` gives [`IdempotencyError::UnreadableResult`], which is not transient;
+//!   both are counted and logged with the record id.
 //!
 //! ```
 //! use idempotency::{Idempotency, IdempotencyConfig, InMemoryStore, Outcome, Request};
@@ -50,6 +54,7 @@ mod error;
 mod idempotency;
 mod metrics;
 mod record;
+mod replay;
 mod request;
 mod store;
 
@@ -60,10 +65,12 @@ pub use config::{
 };
 pub use error::{
     BoxError, IdempotencyError, MalformedRecord, RunError, StoreError, StoreOperation,
+    UnreadableReason,
 };
 pub use idempotency::{Begin, Claim, Idempotency, IdempotentHandler, Outcome, remaining_until};
 pub use metrics::MetricsSnapshot;
 pub use record::{Record, RecordState, Status};
+pub use replay::Replay;
 pub use request::{KeyExtractor, Request, canonical_json, hash_json};
 pub use store::{
     ClaimResult, DynamoDbStore, FencedWrite, IdempotencyStore, InMemoryStore, InjectedFailure,

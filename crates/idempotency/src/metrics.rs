@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct MetricsSnapshot {
     /// Claims won: the operation ran (or is running) for a key not seen live before.
     pub fresh: u64,
-    /// Stored results replayed (from the store or the local cache).
+    /// Duplicates answered from a COMPLETED record, so the operation did not run (from the store
+    /// or the local cache), unreadable ones included.
     pub replayed: u64,
     /// Requests refused because another invocation holds a live claim.
     pub in_progress: u64,
@@ -33,6 +34,9 @@ pub struct MetricsSnapshot {
     pub claims_lost: u64,
     /// Claims retried because the conflicting record was already expired.
     pub claim_retries: u64,
+    /// Of the replays, those whose stored result could not be read: missing, not JSON, or not of
+    /// the type the caller asked for (each also logged at WARN with its record id).
+    pub unreadable: u64,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +54,7 @@ pub(crate) struct Metrics {
     pub(crate) store_errors: AtomicU64,
     pub(crate) claims_lost: AtomicU64,
     pub(crate) claim_retries: AtomicU64,
+    pub(crate) unreadable: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -78,6 +83,7 @@ impl Metrics {
             store_errors: get(&self.store_errors),
             claims_lost: get(&self.claims_lost),
             claim_retries: get(&self.claim_retries),
+            unreadable: get(&self.unreadable),
         }
     }
 }

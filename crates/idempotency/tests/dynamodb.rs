@@ -1,6 +1,7 @@
 //! The scenario suite against the DynamoDB store on the local stand-in (moto), provisioned from
 //! `template.yaml`, plus what only DynamoDB shows: the stored item format, the HTTP round trips
-//! actually sent, a composite-key table, unreadable items, and SDK failures on each primitive.
+//! actually sent, a composite-key table, items another version wrote, and SDK failures on each
+//! primitive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -238,28 +239,177 @@ async fn cached_duplicate_sends_no_request() {
     assert_eq!(table.round_trips.count(), before);
 }
 
+impl Table {
+    /// Writes `attributes` (plus `id`) as the item of `id`, as another version or a hand would.
+    async fn put_raw(&self, id: &str, attributes: &[(&str, AttributeValue)]) {
+        let mut item: HashMap<String, AttributeValue> = attributes
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        item.insert("id".to_owned(), AttributeValue::S(id.to_owned()));
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: impl ToString) -> AttributeValue {
+    AttributeValue::N(number.to_string())
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn unreadable_item_is_a_store_error_not_a_panic() {
+async fn a_result_written_by_last_months_version_never_wedges_its_key() {
+    use common::LastMonths;
+    let table = Table::provision().await;
+    // The result attribute renamed (holding what today's `Charge` would read), stored as a map
+    // instead of text, cut short, of another shape.
+    let renamed = r#"{"order_id":"1073459984","amount":"237.51","attempt":1}"#;
+    let as_map = AttributeValue::M(HashMap::from([(
+        "charged".to_owned(),
+        AttributeValue::Bool(true),
+    )]));
+    let seeds = [
+        (LastMonths::DataRenamed, ("result", s(renamed))),
+        (LastMonths::DataRenamed, ("data", as_map)),
+        (
+            LastMonths::NotJson,
+            ("data", s(LastMonths::NotJson.data().unwrap())),
+        ),
+        (
+            LastMonths::OtherShape,
+            ("data", s(LastMonths::OtherShape.data().unwrap())),
+        ),
+    ];
+    for (i, (seeded, data)) in seeds.into_iter().enumerate() {
+        let f = Fixture::new(table.store());
+        let request = order_request(&format!("last-month-{i}"));
+        let id = f.idem.record_id(&request).unwrap();
+        let now = f.now_millis();
+        table
+            .put_raw(
+                &id,
+                &[
+                    ("status", s("COMPLETED")),
+                    (
+                        "expiration",
+                        n(now / 1000 + common::LAST_MONTHS_RECORD_LIVES.as_secs()),
+                    ),
+                    ("in_progress_expiration", n(now - 1)),
+                    ("owner", s("last-months-version")),
+                    data,
+                ],
+            )
+            .await;
+        common::a_result_written_by_last_months_version_never_wedges_its_key(&f, &request, seeded)
+            .await;
+    }
+}
+
+/// Items whose status or expiry this version cannot read: none of them blocks its key for
+/// ever, none is a store error. Without a readable expiry an item is expired; with an unknown
+/// status it is a claim of unknown outcome, held until its in-progress expiry (at once without
+/// one), never a replay.
+#[tokio::test(flavor = "multi_thread")]
+async fn items_with_an_unreadable_status_or_expiry_never_wedge_their_key() {
     let table = Table::provision().await;
     let f = Fixture::new(table.store());
-    let request = order_request("1");
+    let now = f.now_millis();
+    let live = n(now / 1000 + 3600);
+    let forever = n(u64::MAX);
+    let claimable_now: Vec<(&str, Vec<(&str, AttributeValue)>)> = vec![
+        (
+            "unknown status, no in-progress expiry",
+            vec![("status", s("SOMETHING")), ("expiration", forever.clone())],
+        ),
+        (
+            "no status",
+            vec![("expiration", forever.clone()), ("data", s("{}"))],
+        ),
+        (
+            "status not a string",
+            vec![("status", n(2)), ("expiration", live.clone())],
+        ),
+        (
+            "unknown status, in-progress expiry not a number",
+            vec![
+                ("status", s("DONE")),
+                ("expiration", live.clone()),
+                ("in_progress_expiration", s("soon")),
+            ],
+        ),
+        (
+            "no expiration",
+            vec![("status", s("COMPLETED")), ("data", s("{}"))],
+        ),
+        (
+            "expiration not a number",
+            vec![
+                ("status", s("COMPLETED")),
+                ("expiration", s("tomorrow")),
+                ("data", s("{}")),
+            ],
+        ),
+        ("nothing but its id", vec![]),
+    ];
+    for (i, (what, attributes)) in claimable_now.iter().enumerate() {
+        let request = order_request(&format!("claimable-{i}"));
+        table
+            .put_raw(&f.idem.record_id(&request).unwrap(), attributes)
+            .await;
+        let outcome = f.charge(&request).await;
+        assert!(
+            matches!(&outcome, Ok(o) if o.is_fresh()),
+            "{what}: {outcome:?}"
+        );
+    }
+
+    // An unknown status with a live in-progress expiry is somebody's claim until then.
+    let request = order_request("held");
     let id = f.idem.record_id(&request).unwrap();
     table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .item("id", AttributeValue::S(id))
-        .item("status", AttributeValue::S("SOMETHING".into()))
-        .item("expiration", AttributeValue::N(u64::MAX.to_string()))
-        .send()
-        .await
-        .unwrap();
-    let err = f.idem.begin(&request).await.unwrap_err();
-    let IdempotencyError::Store(store) = &err else {
-        panic!("expected a store error, got {err:?}");
-    };
-    assert!(store.is_malformed_record());
-    assert_eq!(store.operation(), StoreOperation::Claim);
+        .put_raw(
+            &id,
+            &[
+                ("status", s("DONE")),
+                ("expiration", forever.clone()),
+                ("in_progress_expiration", n(now + 10_000)),
+            ],
+        )
+        .await;
+    assert_eq!(f.charge(&request).await.unwrap(), Outcome::InProgress);
+    let held = f.record(&request).await.unwrap();
+    assert_eq!(
+        (held.status, held.in_progress_expiration),
+        (idempotency::Status::InProgress, Some(now + 10_000)),
+        "read as an in-progress claim"
+    );
+    f.clock.advance(Duration::from_millis(10_001));
+    assert!(f.charge(&request).await.unwrap().is_fresh());
+
+    // An INPROGRESS record whose in-progress expiry is unreadable lives until its expiration.
+    let request = order_request("in-progress-without-deadline");
+    table
+        .put_raw(
+            &f.idem.record_id(&request).unwrap(),
+            &[
+                ("status", s("INPROGRESS")),
+                ("expiration", n(f.now_millis() / 1000 + 60)),
+                ("in_progress_expiration", AttributeValue::Bool(true)),
+            ],
+        )
+        .await;
+    assert_eq!(f.charge(&request).await.unwrap(), Outcome::InProgress);
+    f.clock.advance(Duration::from_secs(61));
+    assert!(f.charge(&request).await.unwrap().is_fresh());
+    assert_eq!(f.idem.metrics().store_errors, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

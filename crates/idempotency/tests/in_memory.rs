@@ -322,3 +322,27 @@ async fn claim_conflicting_with_its_own_write_is_still_ours() {
     assert!(f.charge(&request).await.unwrap().is_replayed());
     assert_eq!(f.runs(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_written_by_last_months_version_never_wedges_its_key() {
+    for seeded in common::LastMonths::ALL {
+        let memory = InMemoryStore::new();
+        let f = Fixture::new(Arc::new(memory.clone()));
+        let request = order_request("1");
+        let now = f.now_millis();
+        memory.put(
+            f.idem.config().layout(),
+            Record {
+                id: f.idem.record_id(&request).unwrap(),
+                status: idempotency::Status::Completed,
+                expiration: now / 1000 + common::LAST_MONTHS_RECORD_LIVES.as_secs(),
+                in_progress_expiration: Some(now - 1),
+                data: seeded.data().map(str::to_owned),
+                validation: None,
+                owner: "last-months-version".into(),
+            },
+        );
+        common::a_result_written_by_last_months_version_never_wedges_its_key(&f, &request, seeded)
+            .await;
+    }
+}

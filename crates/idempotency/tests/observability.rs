@@ -171,3 +171,55 @@ fn counters_are_logged_on_request() {
     assert_eq!(fields["store_calls"], "2");
     assert_eq!(fields["operation"], "charge");
 }
+
+#[test]
+fn an_unreadable_result_is_logged_with_its_record_id_never_its_data() {
+    let capture = Capture::default();
+    let memory = InMemoryStore::new();
+    let idem = Idempotency::new(memory.clone(), IdempotencyConfig::new("charge"));
+    let request = Request::new("k").unwrap();
+    let id = idem.record_id(&request).unwrap();
+    // What another version stored: a result of another shape, holding personal data.
+    let stored = r#"{"email":"jane@example.com"}"#;
+    memory.put(
+        idem.config().layout(),
+        idempotency::Record {
+            id: id.clone(),
+            status: idempotency::Status::Completed,
+            expiration: u64::MAX,
+            in_progress_expiration: None,
+            data: Some(stored.to_owned()),
+            validation: None,
+            owner: "another-version".into(),
+        },
+    );
+    run_with(&capture, async || {
+        let err = idem
+            .run(&request, || async { Ok::<_, std::io::Error>(1u32) })
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "IdempotencyUnreadableResult");
+        assert!(!err.to_string().contains("jane"), "{err}");
+        idem.log_metrics();
+    });
+    let warnings = capture.events_with_message("cannot be read");
+    assert_eq!(warnings.len(), 1);
+    let (level, fields) = &warnings[0];
+    assert_eq!(*level, Level::WARN);
+    assert_eq!(fields["record_id"], id);
+    assert_eq!(fields["reason"], "other_shape");
+    assert_eq!(fields["error_type"], "IdempotencyUnreadableResult");
+    let everything = capture.0.events.lock().unwrap().clone();
+    assert!(
+        !everything
+            .iter()
+            .any(|(_, f)| f.values().any(|v| v.contains("jane"))),
+        "the stored data must not be logged"
+    );
+    assert_eq!(
+        capture.idempotency_spans()[0]["outcome"],
+        "IdempotencyUnreadableResult"
+    );
+    let (_, metrics) = &capture.events_with_message("idempotency metrics")[0];
+    assert_eq!(metrics["unreadable"], "1");
+}

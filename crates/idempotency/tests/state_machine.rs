@@ -179,7 +179,11 @@ fn check(ops: &[Op], cache: usize) -> Result<(), TestCaseError> {
                         }
                         Seen::Claimed
                     }
-                    Ok(Begin::Replayed(v)) => Seen::Replayed(v),
+                    Ok(Begin::Replayed(replay)) => Seen::Replayed(
+                        replay
+                            .into_value()
+                            .unwrap_or_else(|e| panic!("step {step}: {e}")),
+                    ),
                     Ok(Begin::InProgress) => Seen::InProgress,
                     Ok(Begin::Unkeyed) => panic!("keyed request began unkeyed"),
                     Err(IdempotencyError::Validation { .. }) => Seen::Validation,

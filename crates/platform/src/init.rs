@@ -74,7 +74,9 @@ pub const SDK_MAX_ATTEMPTS: u32 = 3;
 /// Timeouts for every SDK call, chosen against the 15 s function timeout: a connection that does
 /// not open in 1 s is dead (same-region endpoints answer in single-digit ms); an attempt gets 2 s
 /// (DynamoDB and EventBridge p99 is far below); a whole call including retries and backoff gets
-/// 5 s, so one stuck dependency cannot eat the invocation and every record still gets an answer.
+/// 5 s. These bound one call; an invocation makes several (and the publisher re-sends), so what
+/// keeps the whole invocation inside its timeout is its time budget ([`crate::budget`]), which
+/// cancels the calls still running when it ends.
 pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(1))

@@ -6,6 +6,9 @@
 //!   with a stable `type` string.
 //! - [`config`]: configuration from environment variables only, with errors that name the
 //!   variable, so a misconfigured function fails at init with a clear message.
+//! - [`budget`]: one time budget per invocation ([`budget::Budget`]): work run under it stops
+//!   [`budget::REPORTING_MARGIN`] before Lambda's deadline with a typed
+//!   [`budget::DeadlineExceeded`] (a 503 for an API), so the answer always gets out.
 //! - [`init`]: the tracing subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`) and the AWS SDK
 //!   configuration (endpoints from the SDK's standard `AWS_ENDPOINT_URL` handling).
 //!
@@ -18,6 +21,7 @@
 //! assert!(response.body.contains("\"type\":\"MissingIdempotencyKey\""));
 //! ```
 
+pub mod budget;
 pub mod config;
 pub mod doc_table;
 pub mod http;

@@ -1,12 +1,14 @@
 //! The EventBridge adapter: PutEvents in bounded requests, re-sending only failed entries.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::operation::put_events::PutEventsError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use futures::{StreamExt, stream};
+use platform::budget::Budget;
 
 use super::{
     EventPublisher, FailedEntry, PublishError, RetryPolicy, plan_requests, split_oversized,
@@ -17,6 +19,12 @@ use crate::event::TRACE_ENV;
 /// PutEvents requests in flight at once: enough to publish a large batch quickly, few enough
 /// not to trip the account's PutEvents throttle on their own.
 const MAX_CONCURRENT_REQUESTS: usize = 4;
+
+/// The least time left in which a PutEvents attempt is started (or a back-off waited out before
+/// one) under a time budget. EventBridge answers PutEvents in tens of milliseconds in region; an
+/// attempt started with less left would most likely be cut off in flight, leaving its entries'
+/// fate unknown rather than failed, and a back-off ending there would be followed by nothing.
+pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 
 /// Error codes that no re-send can fix: retrying them only burns the attempts of the others.
 const PERMANENT_CODES: [&str; 9] = [
@@ -38,6 +46,11 @@ const PERMANENT_CODES: [&str; 9] = [
 /// exponential backoff and jitter, up to [`RetryPolicy::max_attempts`]. What still fails is
 /// returned as a [`PublishError`], so the caller can release its idempotency claim and let
 /// the source retry.
+///
+/// Under a time budget ([`EventPublisher::publish_within`]) it starts no attempt with less than
+/// [`MIN_ATTEMPT_TIME`] left and no back-off that would not leave that much after it, and drops
+/// the requests still unanswered when the budget ends (dropping an SDK call cancels it): the
+/// entries left are [`FailedEntry::DEADLINE_EXCEEDED`], the others keep their own result.
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
     client: Client,
@@ -158,6 +171,25 @@ fn entry(event: &OutgoingEvent, bus: &str, ambient_trace: Option<&str>) -> PutEv
 #[async_trait::async_trait]
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+        self.publish_until(events, None).await
+    }
+
+    async fn publish_within(
+        &self,
+        events: &[OutgoingEvent],
+        budget: Budget,
+    ) -> Result<(), PublishError> {
+        self.publish_until(events, Some(budget)).await
+    }
+}
+
+impl EventBridgePublisher {
+    /// The publishing loop, bounded by `budget` when there is one.
+    async fn publish_until(
+        &self,
+        events: &[OutgoingEvent],
+        budget: Option<Budget>,
+    ) -> Result<(), PublishError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -166,30 +198,49 @@ impl EventPublisher for EventBridgePublisher {
         let (mut pending, oversized) = split_oversized(events);
         let mut failed: BTreeMap<usize, FailedEntry> =
             oversized.into_iter().map(|f| (f.index, f)).collect();
+        let cut_off = |failed: &mut BTreeMap<usize, FailedEntry>, index: usize, why: &str| {
+            if let Some(event) = events.get(index) {
+                failed.insert(index, FailedEntry::deadline_exceeded(index, event, why));
+            }
+        };
 
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
         while !pending.is_empty() {
+            if budget.is_some_and(|b| b.remaining() < MIN_ATTEMPT_TIME) {
+                for &index in &pending {
+                    cut_off(
+                        &mut failed,
+                        index,
+                        "not sent: the invocation's time budget is spent",
+                    );
+                }
+                break;
+            }
             let requests = plan_requests(events, &pending);
-            // Futures are lazy: collecting them first only fixes their order, `buffered` bounds
-            // how many run at once.
-            let sends: Vec<_> = requests
-                .iter()
-                .map(|request| self.send(events, request, ambient_trace.as_deref()))
-                .collect();
-            let results: Vec<Vec<EntryResult>> = stream::iter(sends)
-                .buffered(MAX_CONCURRENT_REQUESTS)
-                .collect()
+            let answers = self
+                .send_all(events, &requests, ambient_trace.as_deref(), budget)
                 .await;
 
             let mut retry = Vec::new();
-            for (request, results) in requests.iter().zip(results) {
+            for (request, answer) in requests.iter().zip(answers) {
+                let Some(results) = answer else {
+                    for &index in request {
+                        cut_off(
+                            &mut failed,
+                            index,
+                            "PutEvents had not answered when the invocation's time budget ended: \
+                             the entry may or may not have been accepted",
+                        );
+                    }
+                    continue;
+                };
                 for (&index, result) in request.iter().zip(results) {
                     let Err((error_code, message)) = result else {
                         continue;
                     };
                     if is_retryable(&error_code) && attempt < max_attempts {
-                        retry.push(index);
+                        retry.push((index, error_code));
                         continue;
                     }
                     let idempotency_key = events
@@ -211,6 +262,19 @@ impl EventPublisher for EventBridgePublisher {
                 break;
             }
             let delay = self.retry.backoff(attempt);
+            if budget.is_some_and(|b| b.remaining() < delay.saturating_add(MIN_ATTEMPT_TIME)) {
+                for (index, error_code) in &retry {
+                    cut_off(
+                        &mut failed,
+                        *index,
+                        &format!(
+                            "{error_code}, not re-sent: the invocation's time budget ends before \
+                             a back-off and another attempt"
+                        ),
+                    );
+                }
+                break;
+            }
             tracing::warn!(
                 retrying = retry.len(),
                 attempt,
@@ -218,7 +282,7 @@ impl EventPublisher for EventBridgePublisher {
                 "re-sending failed PutEvents entries"
             );
             tokio::time::sleep(delay).await;
-            pending = retry;
+            pending = retry.into_iter().map(|(index, _)| index).collect();
             attempt += 1;
         }
 
@@ -235,6 +299,45 @@ impl EventPublisher for EventBridgePublisher {
             );
             Err(PublishError { failed })
         }
+    }
+
+    /// Sends `requests` (at most [`MAX_CONCURRENT_REQUESTS`] at once) and returns each one's
+    /// entry results, in order; `None` for a request still unanswered when `budget` ended (it
+    /// was dropped, which cancels the SDK call).
+    async fn send_all(
+        &self,
+        events: &[OutgoingEvent],
+        requests: &[Vec<usize>],
+        ambient_trace: Option<&str>,
+        budget: Option<Budget>,
+    ) -> Vec<Option<Vec<EntryResult>>> {
+        let mut answers: Vec<Option<Vec<EntryResult>>> = vec![None; requests.len()];
+        // Futures are lazy: collecting them first only names them, `buffer_unordered` bounds how
+        // many run at once (and keeps the stream free of a closure over borrowed requests).
+        let sends: Vec<_> = requests
+            .iter()
+            .enumerate()
+            .map(|(position, request)| {
+                let send = self.send(events, request, ambient_trace);
+                async move { (position, send.await) }
+            })
+            .collect();
+        let sending = stream::iter(sends)
+            .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+            .for_each(|(position, results)| {
+                if let Some(answer) = answers.get_mut(position) {
+                    *answer = Some(results);
+                }
+                futures::future::ready(())
+            });
+        match budget {
+            // Cut off or not, the answers received so far are kept.
+            Some(budget) => {
+                let _ = budget.run(sending).await;
+            }
+            None => sending.await,
+        }
+        answers
     }
 }
 

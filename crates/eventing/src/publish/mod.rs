@@ -6,11 +6,12 @@ mod memory;
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::budget::{Budget, DeadlineExceeded};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{MAX_ENTRIES_PER_REQUEST, MAX_REQUEST_BYTES, OutgoingEvent};
 
-pub use eventbridge::EventBridgePublisher;
+pub use eventbridge::{EventBridgePublisher, MIN_ATTEMPT_TIME};
 pub use memory::InMemoryPublisher;
 
 /// Port: publishes events. Never drops one silently.
@@ -19,12 +20,45 @@ pub trait EventPublisher: Send + Sync {
     /// `Ok(())` only when every event was accepted. `Err` lists the events that still failed,
     /// by their index in `events`; every other event was accepted.
     async fn publish(&self, events: &[OutgoingEvent]) -> Result<(), PublishError>;
+
+    /// Like [`EventPublisher::publish`], finished before `budget` ends: the entries not
+    /// accepted by then are [`FailedEntry`]s with the code [`FailedEntry::DEADLINE_EXCEEDED`]
+    /// (whether a cut-off request reached the bus is unknown; a retry under the same
+    /// idempotency keys is deduplicated downstream).
+    ///
+    /// The default bounds `publish` as a whole, so when the budget ends every entry is reported
+    /// cut off, accepted or not. [`EventBridgePublisher`] does better: it never starts an
+    /// attempt or a back-off that cannot finish in time, and cuts off only the requests still
+    /// unanswered.
+    async fn publish_within(
+        &self,
+        events: &[OutgoingEvent],
+        budget: Budget,
+    ) -> Result<(), PublishError> {
+        match budget.run(self.publish(events)).await {
+            Ok(published) => published,
+            Err(DeadlineExceeded) => Err(PublishError::cut_off(
+                events,
+                0..events.len(),
+                "the publish did not finish before the invocation's time budget ended",
+            )),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl<P: EventPublisher + ?Sized> EventPublisher for Arc<P> {
     async fn publish(&self, events: &[OutgoingEvent]) -> Result<(), PublishError> {
         (**self).publish(events).await
+    }
+
+    // Forwarded, or the shared publisher's own deadline path would be bypassed.
+    async fn publish_within(
+        &self,
+        events: &[OutgoingEvent],
+        budget: Budget,
+    ) -> Result<(), PublishError> {
+        (**self).publish_within(events, budget).await
     }
 }
 
@@ -60,6 +94,29 @@ impl PublishError {
     pub fn failed_index(&self, index: usize) -> bool {
         self.failed.iter().any(|f| f.index == index)
     }
+
+    /// Whether some entries were cut off by the time budget
+    /// ([`FailedEntry::DEADLINE_EXCEEDED`]) rather than refused.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        self.failed.iter().any(FailedEntry::is_deadline_exceeded)
+    }
+
+    /// Every event at `indexes` cut off by the time budget, with `message`.
+    pub(crate) fn cut_off(
+        events: &[OutgoingEvent],
+        indexes: impl IntoIterator<Item = usize>,
+        message: &str,
+    ) -> Self {
+        Self {
+            failed: indexes
+                .into_iter()
+                .filter_map(|index| {
+                    let event = events.get(index)?;
+                    Some(FailedEntry::deadline_exceeded(index, event, message))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One event that was not accepted.
@@ -70,7 +127,8 @@ pub struct FailedEntry {
     /// The event's idempotency key.
     pub idempotency_key: String,
     /// EventBridge's `ErrorCode` for the entry, the SDK error's code for a failed request, or
-    /// [`FailedEntry::ENTRY_TOO_LARGE`] / [`FailedEntry::INJECTED`] from this crate.
+    /// [`FailedEntry::ENTRY_TOO_LARGE`] / [`FailedEntry::DEADLINE_EXCEEDED`] /
+    /// [`FailedEntry::INJECTED`] from this crate.
     pub error_code: String,
     /// The accompanying message.
     pub message: String,
@@ -81,6 +139,23 @@ impl FailedEntry {
     pub const ENTRY_TOO_LARGE: &'static str = "EntryTooLarge";
     /// Error code of a failure injected into an [`InMemoryPublisher`].
     pub const INJECTED: &'static str = "InjectedFailure";
+    /// Error code of an entry cut off by the invocation's time budget: not sent, not retried, or
+    /// sent in a request that had not answered when the budget ended (its fate is unknown).
+    pub const DEADLINE_EXCEEDED: &'static str = DeadlineExceeded::ERROR_TYPE;
+
+    /// Whether the entry was cut off by the time budget rather than refused.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        self.error_code == Self::DEADLINE_EXCEEDED
+    }
+
+    pub(crate) fn deadline_exceeded(index: usize, event: &OutgoingEvent, message: &str) -> Self {
+        Self {
+            index,
+            idempotency_key: event.idempotency_key.clone(),
+            error_code: Self::DEADLINE_EXCEEDED.to_owned(),
+            message: message.to_owned(),
+        }
+    }
 
     pub(crate) fn too_large(index: usize, event: &OutgoingEvent) -> Self {
         Self {
@@ -107,8 +182,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 4 attempts, 50 ms doubling up to 1 s: worst case well under a second of waiting, small
-    /// against a consumer's timeout.
+    /// 4 attempts, 50 ms doubling up to 1 s: well under a second of back-off in all, small
+    /// against a consumer's timeout. (Each attempt is one SDK call, which may take up to the
+    /// SDK's own operation timeout: only a time budget, [`EventPublisher::publish_within`],
+    /// bounds the whole.)
     fn default() -> Self {
         Self {
             max_attempts: 4,

@@ -106,6 +106,8 @@ pub enum Script {
     Transient,
     /// A bug.
     Panic,
+    /// A dependency that never answers.
+    Hang,
 }
 
 /// A domain handler shaped like fulfillment's: `OrderCreated` -> one `OrderPicked` caused by it
@@ -189,6 +191,7 @@ impl EventHandler for FulfillmentLike {
                 )));
             }
             Script::Panic => panic!("bug in the handler"),
+            Script::Hang => std::future::pending::<()>().await,
             Script::Pick => {}
         }
         match event {

@@ -13,8 +13,19 @@ use crate::error::{StoreError, StoreOperation};
 use crate::record::{Record, Status};
 use crate::store::{ClaimResult, FencedWrite, IdempotencyStore};
 
-const CLAIM_CONDITION: &str =
-    "attribute_not_exists(#id) OR #exp < :now OR (#st = :inprogress AND #ipe < :now_ms)";
+/// The claim's condition: no record, or one a claim may replace. Beyond DESIGN.md's three
+/// clauses (absent, expired, abandoned in-progress claim), it makes items this version cannot
+/// read claimable instead of wedging their key for ever (see [`from_item`]): one without a
+/// numeric `expiration` (TTL never deletes it, and no comparison with `:now` is ever true for
+/// it), and one whose status is neither INPROGRESS nor COMPLETED, once its
+/// `in_progress_expiration` passed or at once when it has none. Every comparison is guarded by
+/// the attribute's type: DynamoDB finds a comparison across types false anyway; the guards say
+/// so, and keep the local stand-in (which fails on such a comparison) in agreement.
+const CLAIM_CONDITION: &str = "attribute_not_exists(#id) \
+     OR NOT attribute_type(#exp, :number) OR #exp < :now \
+     OR (#st = :inprogress AND attribute_type(#ipe, :number) AND #ipe < :now_ms) \
+     OR (NOT (#st IN (:inprogress, :completed)) \
+         AND (NOT attribute_type(#ipe, :number) OR #ipe < :now_ms))";
 const OWNER_CONDITION: &str = "#own = :owner";
 
 /// An [`IdempotencyStore`] on a DynamoDB table (partition key `id`, or a static partition key
@@ -80,58 +91,69 @@ fn to_item(layout: &TableLayout, record: &Record) -> HashMap<String, AttributeVa
     item
 }
 
-/// Parses a stored item. Public for adapters and tests that read the table directly.
+/// Reads a stored item as a [`Record`], whatever version of the library (or which hand) wrote
+/// it: an item this version cannot fully read must never wedge its key, so only an item without
+/// its `id` (which DynamoDB's key schema rules out) is an error. The rest is read as follows, and
+/// [`CLAIM_CONDITION`] agrees, so [`Record::state_at`] stays the negation of the condition:
+///
+/// - `data` missing (renamed by another version) or not a string: no result. A COMPLETED record
+///   without one is an unreadable replay: the operation ran, the caller acknowledges or answers
+///   from its own state.
+/// - `status` missing or neither INPROGRESS nor COMPLETED: a claim of unknown outcome, read as
+///   INPROGRESS until its `in_progress_expiration`, and as already expired (claimable) without
+///   one. Not a replay: nothing says the operation completed. Not live for ever either.
+/// - `expiration` missing or not a number: expired (claimable). A number that is not an
+///   unsigned integer is read the way DynamoDB compares it (fractions cut, below 0 is 0, beyond
+///   `u64::MAX` is `u64::MAX`).
+/// - `in_progress_expiration` missing or not a number: none (an INPROGRESS record then lives
+///   until `expiration`, as DynamoDB's condition says).
+/// - `validation` not a string: none (with validation on, the request is then refused as a
+///   payload mismatch until the record expires); `owner` missing: empty.
 pub(crate) fn from_item(
     layout: &TableLayout,
     item: &HashMap<String, AttributeValue>,
     operation: StoreOperation,
 ) -> Result<Record, StoreError> {
     let names = &layout.attributes;
-    let string = |name: &str| -> Result<Option<String>, StoreError> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::S(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(StoreError::malformed(
-                operation,
-                format!("attribute {name} is not a string"),
-            )),
-        }
+    let string = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
     };
-    let number = |name: &str| -> Result<Option<u64>, StoreError> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::N(s)) => s.parse().map(Some).map_err(|_| {
-                StoreError::malformed(
-                    operation,
-                    format!("attribute {name} is not an unsigned integer: {s}"),
-                )
-            }),
-            Some(_) => Err(StoreError::malformed(
-                operation,
-                format!("attribute {name} is not a number"),
-            )),
-        }
+    let number = |name: &str| match item.get(name) {
+        // `as` saturates (and maps NaN to 0), which is DynamoDB's order for these values.
+        Some(AttributeValue::N(s)) => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| s.parse::<f64>().ok().map(|f| f as u64)),
+        _ => None,
     };
-    let required =
-        |name: &str| StoreError::malformed(operation, format!("attribute {name} missing"));
-    let id = string(&names.id)?.ok_or_else(|| required(&names.id))?;
-    let status_text = string(&names.status)?.ok_or_else(|| required(&names.status))?;
-    let status = Status::parse(&status_text).ok_or_else(|| {
-        StoreError::malformed(operation, format!("unknown status {status_text:?}"))
+    let id = string(&names.id).ok_or_else(|| {
+        StoreError::malformed(operation, format!("attribute {} missing", names.id))
     })?;
-    let record = Record {
+    let in_progress_expiration = number(&names.in_progress_expiration);
+    let (status, in_progress_expiration) =
+        match string(&names.status).as_deref().and_then(Status::parse) {
+            Some(status) => (status, in_progress_expiration),
+            None => {
+                tracing::warn!(
+                    record_id = %id,
+                    "idempotency record with an unknown status: read as a claim of unknown outcome"
+                );
+                (
+                    Status::InProgress,
+                    Some(in_progress_expiration.unwrap_or(0)),
+                )
+            }
+        };
+    Ok(Record {
         id,
         status,
-        expiration: number(&names.expiration)?.ok_or_else(|| required(&names.expiration))?,
-        in_progress_expiration: number(&names.in_progress_expiration)?,
-        data: string(&names.data)?,
-        validation: string(&names.validation)?,
-        owner: string(&names.owner)?.unwrap_or_default(),
-    };
-    if record.status == Status::Completed && record.data.is_none() {
-        return Err(required(&names.data));
-    }
-    Ok(record)
+        expiration: number(&names.expiration).unwrap_or(0),
+        in_progress_expiration,
+        data: string(&names.data),
+        validation: string(&names.validation),
+        owner: string(&names.owner).unwrap_or_default(),
+    })
 }
 
 #[async_trait::async_trait]
@@ -159,6 +181,11 @@ impl IdempotencyStore for DynamoDbStore {
                 ":inprogress",
                 AttributeValue::S(Status::InProgress.as_str().to_owned()),
             )
+            .expression_attribute_values(
+                ":completed",
+                AttributeValue::S(Status::Completed.as_str().to_owned()),
+            )
+            .expression_attribute_values(":number", AttributeValue::S("N".to_owned()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;

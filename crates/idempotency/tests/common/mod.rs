@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use idempotency::{
     Begin, Idempotency, IdempotencyConfig, IdempotencyError, IdempotencyStore, ManualClock,
-    Outcome, RecordState, Request, RunError, Status,
+    Outcome, RecordState, Request, RunError, Status, UnreadableReason,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -607,13 +607,15 @@ pub async fn replay_deserializes_into_the_callers_type(store: Arc<dyn Idempotenc
         .await
         .unwrap();
     assert_eq!(again, Outcome::Replayed(()));
-    // A caller expecting another shape gets a typed error, not a panic.
+    // A caller expecting another shape gets a typed error, not a panic, and not a transient
+    // one: the operation did run.
     let wrong = f
         .idem
         .run(&request, || async { Ok::<_, Boom>(charge(1)) })
         .await
         .unwrap_err();
-    assert_eq!(wrong.error_type(), "IdempotencySerialization");
+    assert_eq!(wrong.error_type(), "IdempotencyUnreadableResult");
+    assert!(!wrong.idempotency_error().unwrap().is_transient());
 }
 
 pub async fn two_step_api_replays_exactly_what_was_completed(store: Arc<dyn IdempotencyStore>) {
@@ -630,10 +632,119 @@ pub async fn two_step_api_replays_exactly_what_was_completed(store: Arc<dyn Idem
         async move { claim.complete(&events).await }
     });
     handle.await.unwrap().unwrap();
-    let Begin::Replayed(value) = f.idem.begin(&request).await.unwrap() else {
+    let Begin::Replayed(replay) = f.idem.begin(&request).await.unwrap() else {
         panic!("must replay");
     };
-    assert_eq!(value, events);
+    assert_eq!(replay.record_id(), f.idem.record_id(&request).unwrap());
+    assert_eq!(replay.into_value().unwrap(), events);
+}
+
+/// What a version of last month left in a COMPLETED record that this version cannot read as a
+/// [`Charge`]; the tests seed it in their store's own terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastMonths {
+    /// The result attribute had another name (or another type): no result.
+    DataRenamed,
+    /// The result is not JSON (cut short).
+    NotJson,
+    /// The result is JSON of another type than today's `Charge`.
+    OtherShape,
+}
+
+impl LastMonths {
+    pub const ALL: [Self; 3] = [Self::DataRenamed, Self::NotJson, Self::OtherShape];
+
+    /// The result text it stored under the result attribute, if any.
+    pub fn data(self) -> Option<&'static str> {
+        match self {
+            Self::DataRenamed => None,
+            Self::NotJson => Some(r#"{"order_id":"1073459984","amo"#),
+            Self::OtherShape => Some(r#"{"charged":true,"total":"237.51"}"#),
+        }
+    }
+
+    pub fn reason(self) -> UnreadableReason {
+        match self {
+            Self::DataRenamed => UnreadableReason::Missing,
+            Self::NotJson => UnreadableReason::NotJson,
+            Self::OtherShape => UnreadableReason::OtherShape,
+        }
+    }
+}
+
+/// How long the seeded record of last month's version still lives.
+pub const LAST_MONTHS_RECORD_LIVES: Duration = Duration::from_secs(60);
+
+/// Issue #6, an unreadable stored result wedges a key: `f`'s store holds, under `request`'s
+/// key, a live COMPLETED record written by last month's version (`seeded`). Every duplicate is
+/// answered without running the operation and without a transient error: the two-step API
+/// gives a replay the caller can acknowledge (an SQS consumer does), `run::<T>` gives the typed,
+/// non-transient `UnreadableResult` naming the record; each is counted and the store is not
+/// blamed. Once the record expires, the key runs fresh.
+pub async fn a_result_written_by_last_months_version_never_wedges_its_key(
+    f: &Fixture,
+    request: &Request,
+    seeded: LastMonths,
+) {
+    let id = f.idem.record_id(request).unwrap();
+    let before = f.idem.metrics();
+
+    // The consumer's way: the effect happened, acknowledge.
+    let Begin::Replayed(replay) = f.idem.begin(request).await.unwrap() else {
+        panic!("{seeded:?}: a COMPLETED record is a replay");
+    };
+    assert_eq!(replay.record_id(), id);
+    assert_eq!(
+        replay.is_readable(),
+        seeded == LastMonths::OtherShape,
+        "{seeded:?}"
+    );
+    let err = replay.deserialize::<Charge>().unwrap_err();
+    assert!(
+        matches!(&err, IdempotencyError::UnreadableResult { record_id, reason }
+            if *record_id == id && *reason == seeded.reason()),
+        "{seeded:?}: {err:?}"
+    );
+
+    // The API's way: a typed, non-transient error naming the record, twice (not wedged in a
+    // retry loop: the same answer every time), the operation never run.
+    for _ in 0..2 {
+        let err = f.charge(request).await.unwrap_err();
+        assert_eq!(
+            err.error_type(),
+            "IdempotencyUnreadableResult",
+            "{seeded:?}"
+        );
+        let Some(IdempotencyError::UnreadableResult { record_id, reason }) =
+            err.idempotency_error()
+        else {
+            panic!("{seeded:?}: {err:?}");
+        };
+        assert_eq!(
+            (record_id.as_str(), *reason),
+            (id.as_str(), seeded.reason())
+        );
+        assert!(!err.idempotency_error().unwrap().is_transient());
+    }
+    assert_eq!(f.runs(), 0, "{seeded:?}: the operation ran last month");
+
+    let m = f.idem.metrics();
+    assert_eq!(m.unreadable - before.unreadable, 3, "{seeded:?}: {m:?}");
+    assert_eq!(m.replayed - before.replayed, 3, "{seeded:?}: {m:?}");
+    assert_eq!(
+        m.store_errors, before.store_errors,
+        "{seeded:?}: not a store failure"
+    );
+
+    // Its expiry frees the key as any record's does.
+    f.clock
+        .advance(LAST_MONTHS_RECORD_LIVES + Duration::from_secs(1));
+    assert_eq!(
+        f.charge(request).await.unwrap(),
+        Outcome::Fresh(charge(1)),
+        "{seeded:?}"
+    );
+    assert!(f.charge(request).await.unwrap().is_replayed());
 }
 
 /// Runs every scenario that needs nothing but a fresh store. `$store` is an async expression
