@@ -303,3 +303,66 @@ async fn a_create_rerun_after_the_order_moved_on_republishes_the_same_fact() {
     let data: Value = serde_json::from_str(copies.iter().next().unwrap()).unwrap();
     assert_eq!(data["status"], "Open");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_whose_stored_answer_was_written_by_last_months_version_is_not_wedged() {
+    let mut world = World::new().await;
+    let created = world.post_order("C-1", "old-record-1", 1).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // The idempotency record of that create, as an earlier version wrote it: its result under
+    // another attribute name.
+    let ddb = aws_sdk_dynamodb::Client::new(&moto().sdk_config().await);
+    let table = world.stack.table("IdempotencyTable");
+    let items = ddb
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    let record = items
+        .iter()
+        .find(|item| item["id"].as_s().unwrap().contains("create-order"))
+        .unwrap();
+    ddb.update_item()
+        .table_name(table)
+        .key("id", record["id"].clone())
+        .update_expression("SET #old = #data REMOVE #data")
+        .expression_attribute_names("#old", "result")
+        .expression_attribute_names("#data", "data")
+        .send()
+        .await
+        .unwrap();
+
+    // A retry is answered from the order it made, not told to retry for an hour.
+    let retried = world.post_order("C-1", "old-record-1", 1).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
+    assert_eq!(body(&retried), body(&created));
+    world.settle().await;
+    assert_eq!(world.bus.copies_of("OrderCreated"), 1, "{:?}", world.bus);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_hangs_past_the_deadline_gets_a_typed_503_in_time() {
+    let world = World::new().await;
+    world.proxy.set_plan(
+        FaultPlan::seeded(3).rule(
+            Rule::new("hang", Fault::Hang)
+                .service(Service::DynamoDb)
+                .operations(&["PutItem"])
+                .body_contains(world.stack.table("OrdersTable")),
+        ),
+    );
+    // The invocation has 2 s; the SDK alone would wait 5 s per call (and Lambda would kill it).
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        world.post_order("C-1", "hang-1", 1),
+    )
+    .await
+    .expect("the API answers before its invocation ends");
+    world.proxy.release_hung();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(body(&answer)["error"]["type"], "DeadlineExceeded");
+}

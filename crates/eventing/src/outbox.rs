@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use platform::budget::Budget;
+
 use crate::{EventPublisher, EventingError, OutgoingEvent};
 
 /// The item attribute (a string) holding the fact the item's latest write made true.
@@ -207,9 +209,10 @@ impl OutboxRelay {
         Ok(Some(event))
     }
 
-    /// Publishes the new facts of a batch of stream records, in one publish call.
+    /// Publishes the new facts of a batch of stream records, in one publish call, within the
+    /// invocation's time budget when `remaining` is known (what is cut off fails, to be retried;
+    /// the partial batch response always gets out).
     pub async fn process(&self, batch: Event, remaining: Option<Duration>) -> RelayReport {
-        let _ = remaining;
         let mut records = Vec::with_capacity(batch.records.len());
         let mut events = Vec::new();
         // Index into `events` of each record that carries a fact.
@@ -252,18 +255,30 @@ impl OutboxRelay {
                 outcome,
             });
         }
-        if !events.is_empty()
-            && let Err(failure) = self.publisher.publish(&events).await
-        {
+        let published = match remaining {
+            _ if events.is_empty() => Ok(()),
+            Some(remaining) => {
+                self.publisher
+                    .publish_within(&events, Budget::from_remaining(remaining))
+                    .await
+            }
+            None => self.publisher.publish(&events).await,
+        };
+        if let Err(failure) = published {
             for (record, slot) in records.iter_mut().zip(&carried) {
-                if let Some(index) = slot
-                    && failure.failed_index(*index)
-                {
-                    record.outcome = RelayOutcome::Failed {
-                        error_type: failure.error_type(),
-                        error: failure.to_string(),
-                    };
-                }
+                let Some(entry) =
+                    slot.and_then(|index| failure.failed.iter().find(|f| f.index == index))
+                else {
+                    continue;
+                };
+                record.outcome = RelayOutcome::Failed {
+                    error_type: if entry.is_deadline_exceeded() {
+                        platform::budget::DeadlineExceeded::ERROR_TYPE
+                    } else {
+                        failure.error_type()
+                    },
+                    error: format!("{}: {}", entry.error_code, entry.message),
+                };
             }
         }
         let report = RelayReport { records };
@@ -469,6 +484,39 @@ mod tests {
         );
         assert_eq!(publisher.published(), vec![ok_event]);
         assert_eq!(report.records[1].key.as_deref(), Some("ORDER#b"));
+    }
+
+    /// A publisher whose every call hangs.
+    struct Hanging;
+
+    #[async_trait::async_trait]
+    impl EventPublisher for Hanging {
+        async fn publish(&self, _: &[OutgoingEvent]) -> Result<(), crate::PublishError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_that_hangs_past_the_budget_fails_its_records_in_time() {
+        let feed = ChangeFeed::new();
+        feed.record("ORDER#a", None, Some(&created("k-1").to_outbox().unwrap()));
+        let relay = OutboxRelay::new(Arc::new(Hanging), contracts::source::ORDERS);
+        let started = tokio::time::Instant::now();
+        let report = relay
+            .process(batch(&feed), Some(Duration::from_secs(15)))
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "answered before the deadline"
+        );
+        assert!(
+            matches!(
+                &report.records[0].outcome,
+                RelayOutcome::Failed { error_type, .. } if *error_type == "DeadlineExceeded"
+            ),
+            "{report:?}"
+        );
+        assert_eq!(report.response().batch_item_failures.len(), 1);
     }
 
     #[tokio::test]

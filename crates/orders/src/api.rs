@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use contracts::{Detail, IdempotencyKey, Metadata};
 use eventing::OutgoingEvent;
 use idempotency::{Idempotency, IdempotencyError, Outcome, Request, RunError};
+use platform::budget::Budget;
 use platform::http::{ApiError, ApiRequest, ApiResponse, route};
 
 use crate::domain::{CreateOrder, Order};
@@ -45,9 +46,28 @@ impl OrdersApi {
         }
     }
 
-    /// Handles one request; never fails: every error is an HTTP answer.
+    /// Handles one request; never fails: every error is an HTTP answer. With the invocation's
+    /// `remaining` time, the work stops before Lambda's deadline and answers a typed 503
+    /// (`DeadlineExceeded`) rather than let the invocation be killed; a create cut off that way
+    /// keeps its claim until the deadline (a retry before then is told it is in progress).
     pub async fn handle(&self, request: &ApiRequest, remaining: Option<Duration>) -> ApiResponse {
-        let result = if route(request, "POST", &["orders"]).is_some() {
+        let routed = self.route(request, remaining);
+        let result = match remaining {
+            Some(remaining) => Budget::from_remaining(remaining)
+                .run(routed)
+                .await
+                .unwrap_or_else(|e| Err(ApiError::from(e))),
+            None => routed.await,
+        };
+        result.unwrap_or_else(ApiResponse::from)
+    }
+
+    async fn route(
+        &self,
+        request: &ApiRequest,
+        remaining: Option<Duration>,
+    ) -> Result<ApiResponse, ApiError> {
+        if route(request, "POST", &["orders"]).is_some() {
             self.create(request, remaining).await
         } else if let Some(params) = route(request, "GET", &["orders", "*"]) {
             self.get(params[0]).await
@@ -57,8 +77,7 @@ impl OrdersApi {
                 "RouteNotFound",
                 format!("no route for {} {}", request.method, request.path),
             ))
-        };
-        result.unwrap_or_else(ApiResponse::from)
+        }
     }
 
     async fn get(&self, order_id: &str) -> Result<ApiResponse, ApiError> {
@@ -96,9 +115,10 @@ impl OrdersApi {
             idem_request = idem_request.remaining_time(remaining);
         }
 
+        let customer_id = body.customer_id.clone();
         let outcome = self
             .idempotency
-            .run(&idem_request, || self.create_fresh(body, key))
+            .run(&idem_request, || self.create_fresh(body, key.clone()))
             .await;
         let key_hash = idem_request.key_hash().unwrap_or_default().to_owned();
         match outcome {
@@ -133,6 +153,33 @@ impl OrdersApi {
                     "IdempotencyKeyReused",
                     "this Idempotency-Key was already used with a different request body",
                 ))
+            }
+            Err(RunError::Idempotency(IdempotencyError::UnreadableResult {
+                record_id,
+                reason,
+            })) => {
+                // The create completed, but its stored answer cannot be read (written by another
+                // version): the order it made is the answer, found by its derived id.
+                tracing::warn!(
+                    key_hash,
+                    record_id,
+                    ?reason,
+                    outcome = "unreadable",
+                    "stored create result unreadable; answering from the orders table"
+                );
+                let order_id = Order::id_for(&customer_id, key.as_str());
+                match self.store.get(&order_id).await {
+                    Ok(Some(order)) => {
+                        Ok(ApiResponse::json(201, &order).with_header(REPLAYED_HEADER, "true"))
+                    }
+                    Ok(None) => Err(ApiError::new(
+                        500,
+                        "StoredResultUnreadable",
+                        "this Idempotency-Key's request completed but its result cannot be read; \
+                         contact support with the request id",
+                    )),
+                    Err(e) => Err(ApiError::unavailable(e)),
+                }
             }
             Err(RunError::Idempotency(e)) => Err(ApiError::unavailable(e)),
             Err(RunError::Operation(e)) => Err(ApiError::unavailable(e)),

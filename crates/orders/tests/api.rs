@@ -240,3 +240,38 @@ async fn get_answers_the_order_or_404() {
     assert_eq!(missing.status, 404);
     assert_eq!(body(&missing)["error"]["type"], "NotFound");
 }
+
+#[tokio::test]
+async fn a_create_whose_stored_answer_is_unreadable_is_answered_from_the_order() {
+    let h = harness();
+    let request = fixture("http/post-order.json");
+    let created = h.api.handle(&request, None).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // Last month's version stored its answer in another shape.
+    let idem = Idempotency::new(
+        h.idempotency.clone(),
+        IdempotencyConfig::new("create-order"),
+    );
+    let order: orders::domain::CreateOrder = request.json().unwrap();
+    let material = serde_json::json!({ "customer-id": order.customer_id,
+        "idempotency-key": request.header("idempotency-key").unwrap() });
+    let claim = idempotency::Request::new(&material)
+        .unwrap()
+        .validate(&order)
+        .unwrap();
+    let id = idem.record_id(&claim).unwrap();
+    let mut record = h
+        .idempotency
+        .records()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap();
+    record.data = Some(r#"{"orderRef":"v0"}"#.into());
+    h.idempotency.put(idem.config().layout(), record);
+
+    let again = h.api.handle(&request, None).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.header(REPLAYED_HEADER), Some("true"));
+    assert_eq!(body(&again), body(&created), "the order it made");
+    assert_eq!(h.published().await.len(), 1, "nothing ran again");
+}

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use contracts::{Detail, IdempotencyKey, Metadata, ReturnReceived, ReturnRequested};
 use eventing::OutgoingEvent;
 use idempotency::{Idempotency, IdempotencyError, Outcome, Request, RunError};
+use platform::budget::Budget;
 use platform::doc_table::DocTableError;
 use platform::http::{ApiError, ApiRequest, ApiResponse, route};
 
@@ -71,9 +72,27 @@ impl SupportApi {
         }
     }
 
-    /// Handles one request; never fails: every error is an HTTP answer.
+    /// Handles one request; never fails: every error is an HTTP answer. With the invocation's
+    /// `remaining` time, the work stops before Lambda's deadline and answers a typed 503
+    /// (`DeadlineExceeded`) rather than let the invocation be killed.
     pub async fn handle(&self, request: &ApiRequest, remaining: Option<Duration>) -> ApiResponse {
-        let result = if route(request, "POST", &["returns"]).is_some() {
+        let routed = self.route(request, remaining);
+        let result = match remaining {
+            Some(remaining) => Budget::from_remaining(remaining)
+                .run(routed)
+                .await
+                .unwrap_or_else(|e| Err(ApiError::from(e))),
+            None => routed.await,
+        };
+        result.unwrap_or_else(ApiResponse::from)
+    }
+
+    async fn route(
+        &self,
+        request: &ApiRequest,
+        remaining: Option<Duration>,
+    ) -> Result<ApiResponse, ApiError> {
+        if route(request, "POST", &["returns"]).is_some() {
             self.request_return(request, remaining).await
         } else if let Some(params) = route(request, "POST", &["returns", "*", "received"]) {
             self.receive(params[0]).await
@@ -89,8 +108,7 @@ impl SupportApi {
                 "RouteNotFound",
                 format!("no route for {} {}", request.method, request.path),
             ))
-        };
-        result.unwrap_or_else(ApiResponse::from)
+        }
     }
 
     async fn request_return(
@@ -119,6 +137,7 @@ impl SupportApi {
             idem = idem.remaining_time(remaining);
         }
         let key_hash = idem.key_hash().unwrap_or_default().to_owned();
+        let return_id = Return::id_for(&body.order_id, &key);
         match self
             .idempotency
             .run(&idem, || self.create_return(body, key))
@@ -142,6 +161,32 @@ impl SupportApi {
                 "IdempotencyKeyReused",
                 "this Idempotency-Key was already used with a different request body",
             )),
+            Err(RunError::Idempotency(IdempotencyError::UnreadableResult {
+                record_id,
+                reason,
+            })) => {
+                // The request completed, but its stored answer cannot be read (written by another
+                // version): the return it made is the answer, found by its derived id.
+                tracing::warn!(
+                    key_hash,
+                    record_id,
+                    ?reason,
+                    outcome = "unreadable",
+                    "stored return result unreadable; answering from the support table"
+                );
+                match self.store.get_return(&return_id).await {
+                    Ok(Some(ret)) => {
+                        Ok(ApiResponse::json(201, &ret).with_header(REPLAYED_HEADER, "true"))
+                    }
+                    Ok(None) => Err(ApiError::new(
+                        500,
+                        "StoredResultUnreadable",
+                        "this Idempotency-Key's request completed but its result cannot be read; \
+                         contact support with the request id",
+                    )),
+                    Err(e) => Err(ApiError::unavailable(e)),
+                }
+            }
             Err(RunError::Idempotency(e)) => Err(ApiError::unavailable(e)),
             Err(RunError::Operation(e)) => Err(e.into()),
         }
