@@ -145,6 +145,7 @@ fn request(method: &str, path: &str, key: Option<&str>, body: Option<&Value>) ->
         headers,
         body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         request_id: Some(uuid::Uuid::new_v4().to_string()),
+        identity: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn post_order(key: &str) -> ApiRequest {
         headers: BTreeMap::from([("idempotency-key".to_owned(), key.to_owned())]),
         body: br#"{"customer-id":"C-7","currency":"EUR","items":[{"sku":"MUG","quantity":2,"unit-price":"4.50"}]}"#.to_vec(),
         request_id: None,
+        identity: None,
     }
 }
 
