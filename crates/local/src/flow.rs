@@ -98,10 +98,15 @@ pub struct Request {
     pub target: Option<String>,
     /// Response status.
     pub status: u16,
-    /// `fresh`, `replayed`, `in_progress`, `ok` (a read) or `error:<type>`.
+    /// `fresh`, `replayed`, `in_progress`, `ok` (a read), `error:<type>`, or
+    /// `refused:<error>` when the authorizer answered (`missing_token`, `invalid_token`,
+    /// `insufficient_scope`).
     pub outcome: String,
     /// Whether this request is a duplicate the runner injected (`--duplicates`).
     pub duplicate: bool,
+    /// What the authorizer made of it: `sub <subject>`, `refused`, `open route`, or
+    /// `NO AUTH` when the runner runs with `--no-auth`.
+    pub auth: String,
 }
 
 /// One line of the flow.
@@ -173,10 +178,11 @@ impl Flow {
                 d.source
             ),
             Self::Request(r) => format!(
-                "{}  HTTP {} {} -> {}  {} {}{}",
+                "{}  HTTP {} {} [{}] -> {}  {} {}{}",
                 time(&r.time),
                 r.method,
                 r.path,
+                r.auth,
                 r.target.as_deref().unwrap_or("(no route)"),
                 r.status,
                 r.outcome,
@@ -185,6 +191,10 @@ impl Flow {
         }
     }
 }
+
+/// What the banner and the summary say when the runner runs with `--no-auth`.
+pub const NO_AUTH_WARNING: &str = "WARNING: AUTHORIZATION IS OFF (--no-auth): every route is open; \
+tokens are read without checking signature, issuer, audience, expiry or scopes.";
 
 /// Receives the flow as it happens.
 pub trait FlowObserver: Send + Sync {
@@ -291,7 +301,9 @@ impl Outcomes {
             "fresh" => self.fresh += 1,
             "replayed" => self.replayed += 1,
             "in_progress" => self.in_progress += 1,
-            l if l.starts_with("failed") || l.starts_with("error") => self.failed += 1,
+            l if l.starts_with("failed") || l.starts_with("error") || l.starts_with("refused") => {
+                self.failed += 1
+            }
             _ => {}
         }
     }
@@ -356,12 +368,18 @@ pub struct Summary {
     pub waiting: usize,
     /// The dead-letter listing.
     pub dead_letters: Vec<DeadLetter>,
+    /// Whether the runner served HTTP without its authorizer (`--no-auth`).
+    pub authorization_off: bool,
 }
 
 impl Summary {
     /// The readable form, several lines.
     pub fn text(&self) -> String {
         let mut out = String::new();
+        if self.authorization_off {
+            out.push_str(NO_AUTH_WARNING);
+            out.push('\n');
+        }
         let o = &self.deliveries;
         out.push_str(&format!(
             "Summary: {} events published, {} deliveries (fresh {}, replayed {}, in progress {}, failed {}), \

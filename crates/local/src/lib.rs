@@ -10,10 +10,15 @@
 //!   listing; `--duplicates`.
 //! - [`hosting`]: the functions, built with the same constructors as the Lambda binaries'
 //!   `wire_*` functions, over in-memory stores or DynamoDB, publishing onto the bus.
-//! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would,
+//! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would
+//!   (authorizer included),
 //!   [`Runner::inject`] puts events on the bus, [`Runner::settle`] delivers until the queues are
 //!   empty, [`Runner::summary`] tells what happened.
 //! - [`flow`]: one line per delivery and request, readable or JSON, and the summary.
+//! - [`auth`]: API Gateway's JWT authorizer and the identity provider behind it, played with a
+//!   local signing key: [`Runner::request`] validates a request's bearer token and the route's
+//!   scopes from the template, and hands the function the claims as API Gateway would;
+//!   [`auth::TokenAuthority`] mints tokens (`local token`).
 //! - [`demo`], [`fixtures`] (replay), [`bench`], [`http`] (serving on loopback), [`cli`].
 //!
 //! ```
@@ -25,6 +30,8 @@
 //! let runner = Runner::load(template, RunnerOptions::in_memory()).unwrap();
 //! assert!(runner.banner().starts_with("Routing from template.yaml: 5 rules, 5 functions"));
 //!
+//! // The runner plays API Gateway's JWT authorizer: a request carries a token it minted.
+//! let token = runner.customer_token("C-1").unwrap();
 //! let mut post = ApiRequest {
 //!     method: "POST".into(),
 //!     path: "/orders".into(),
@@ -32,6 +39,8 @@
 //!     ..ApiRequest::default()
 //! };
 //! post.headers.insert("idempotency-key".into(), "doc-1".into());
+//! assert_eq!(runner.request(&post).await.status, 401, "no token: API Gateway's 401");
+//! post.headers.insert("authorization".into(), format!("Bearer {token}"));
 //! let created = runner.request(&post).await;
 //! assert_eq!(created.status, 201);
 //!
@@ -39,10 +48,12 @@
 //! runner.settle().await.unwrap();
 //! let summary = runner.summary();
 //! assert_eq!((summary.events_published, summary.deliveries.fresh), (3, 5));
+//! assert_eq!(summary.requests.failed, 1, "the refused request");
 //! assert!(summary.dead_letters.is_empty());
 //! # });
 //! ```
 
+pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod cli;
