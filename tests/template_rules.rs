@@ -638,6 +638,10 @@ fn the_stack_creates_its_identity_provider_and_only_the_warehouse_client_gets_th
     let t = template();
     let root = t.root();
     assert_eq!(root["Parameters"]["JwtIssuer"]["Default"], "");
+    assert!(
+        root["Rules"]["ExistingProviderNamesItsAudiences"]["Assertions"].is_array(),
+        "an existing provider must come with its audiences"
+    );
     assert_eq!(
         root["Conditions"]["CreateUserPool"],
         serde_json::json!({ "Fn::Equals": [{ "Ref": "JwtIssuer" }, ""] })

@@ -94,7 +94,8 @@ pub struct Request {
     pub method: String,
     /// Path.
     pub path: String,
-    /// The function's binary (`None`: no route matched, API Gateway's 404).
+    /// The function's binary (`None`: no route matched, API Gateway's 404, or the authorizer
+    /// refused it, its 401 or 403).
     pub target: Option<String>,
     /// Response status.
     pub status: u16,
@@ -183,7 +184,11 @@ impl Flow {
                 r.method,
                 r.path,
                 r.auth,
-                r.target.as_deref().unwrap_or("(no route)"),
+                r.target.as_deref().unwrap_or(if r.auth == "refused" {
+                    "(authorizer)"
+                } else {
+                    "(no route)"
+                }),
                 r.status,
                 r.outcome,
                 if r.duplicate { " [duplicate]" } else { "" },
@@ -495,6 +500,34 @@ mod tests {
         assert_eq!(json["dlq"], "OrdersEventsDLQ");
         assert_eq!(json["rule"], "FulfillmentFromOrdersRule");
         assert_eq!(json["time"], "2026-11-23T10:47:00.123Z");
+    }
+
+    #[test]
+    fn a_request_line_says_who_called_and_who_refused() {
+        let request = |target: Option<&str>, auth: &str, status, outcome: &str| {
+            Flow::Request(Request {
+                time: "2026-11-23T10:47:00.123Z".parse().unwrap(),
+                method: "POST".into(),
+                path: "/returns/R-1/received".into(),
+                target: target.map(str::to_owned),
+                status,
+                outcome: outcome.into(),
+                duplicate: false,
+                auth: auth.into(),
+            })
+            .text()
+        };
+        let refused = request(None, "refused", 403, "refused:insufficient_scope");
+        assert!(
+            refused.contains("[refused] -> (authorizer)  403 refused:insufficient_scope"),
+            "{refused}"
+        );
+        let served = request(Some("support-api"), "sub W-1", 200, "fresh");
+        assert!(
+            served.contains("[sub W-1] -> support-api  200 fresh"),
+            "{served}"
+        );
+        assert!(request(Some("support-api"), "NO AUTH", 200, "fresh").contains("[NO AUTH]"));
     }
 
     #[test]
