@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequest,
+};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::SqsEvent;
 use contracts::{AnyEvent, ParseError};
@@ -123,6 +125,39 @@ async fn dynamodb_fixtures_are_stream_records_whose_facts_the_relays_publish() {
     assert_eq!(seen, ["OrderCreated", "ReturnReceived", "ReturnRequested"]);
 }
 
+/// The claims API Gateway's JWT authorizer passed with a fixture (`None`: no authorizer ran).
+fn jwt(request: &ApiGatewayV2httpRequest) -> Option<&ApiGatewayRequestAuthorizerJwtDescription> {
+    request.request_context.authorizer.as_ref()?.jwt.as_ref()
+}
+
+#[test]
+fn http_fixtures_carry_claims_as_api_gateway_sends_them() {
+    for path in files("http") {
+        let request: ApiGatewayV2httpRequest = read(&path);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let jwt = jwt(&request).unwrap_or_else(|| panic!("{name}: no authorizer claims"));
+        // Every claim is a string; the token's issuer and expiry are there, as Cognito sets them.
+        for claim in ["sub", "iss", "exp", "client_id", "token_use"] {
+            assert!(jwt.claims.contains_key(claim), "{name}: no {claim} claim");
+        }
+        let caller = platform::auth::Caller::from_jwt(jwt).unwrap();
+        if name == "post-return-received.json" {
+            assert_eq!(
+                jwt.scopes.as_deref(),
+                Some(&[platform::auth::DEFAULT_STAFF_SCOPE.to_owned()][..]),
+                "{name}"
+            );
+            assert!(caller.has_scope(platform::auth::DEFAULT_STAFF_SCOPE));
+        } else {
+            assert_eq!(caller.subject(), "456", "{name}: customer 456");
+            assert!(
+                !caller.has_scope(platform::auth::DEFAULT_STAFF_SCOPE),
+                "{name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn http_fixtures_are_api_gateway_v2_requests() {
     for path in files("http") {
@@ -187,6 +222,28 @@ fn bad_fixtures_fail_where_they_are_meant_to() {
     let types: ApiGatewayV2httpRequest = read(&bad("http-post-order-wrong-field-types.json"));
     let body: Value = serde_json::from_str(&types.body.unwrap()).unwrap();
     assert!(body["items"][0]["quantity"].is_string() && body["items"][0]["unit-price"].is_number());
+    covered += 1;
+
+    let anonymous: ApiGatewayV2httpRequest = read(&bad("http-post-order-no-claims.json"));
+    assert!(anonymous.request_context.authorizer.is_none());
+    let err = platform::http::ApiRequest::from_apigw(anonymous)
+        .unwrap()
+        .caller()
+        .unwrap_err();
+    assert_eq!(err.status, 401);
+    covered += 1;
+
+    let customer: ApiGatewayV2httpRequest =
+        read(&bad("http-post-return-received-customer-token.json"));
+    assert_eq!(
+        customer.raw_path.as_deref(),
+        Some("/returns/RET-5f1c/received")
+    );
+    let err = platform::http::ApiRequest::from_apigw(customer)
+        .unwrap()
+        .require_scope(platform::auth::DEFAULT_STAFF_SCOPE)
+        .unwrap_err();
+    assert_eq!(err.status, 403);
     covered += 1;
 
     let batch: SqsEvent = read(&bad("sqs-mixed-batch.json"));

@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `demo`, `replay`, `bench`.
+//! The command line: `serve` (the default), `demo`, `replay`, `bench`, `token`.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -10,6 +10,7 @@ use sam_template::Template;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::auth::{Authorization, Grant, TokenAuthority};
 use crate::bus::Duplicates;
 use crate::fixtures::{self, Injection};
 use crate::flow::{FlowObserver, Printer, Summary};
@@ -31,14 +32,23 @@ with a real EventBridge pattern engine, delivers them to the consuming functions
 maxReceiveCount, then listed as dead-lettered), and serves the HTTP API routes on loopback. The handlers are the Lambda \
 binaries' own, with in-memory stores by default.
 
+Every route is authorized as the template says, the way API Gateway's JWT authorizer does it: \
+a request needs `Authorization: Bearer <token>`, a token signed by the runner's local key, not \
+expired, of the runner's issuer and app clients, with the route's scopes (401 or 403 otherwise, \
+API Gateway's answers). `local token` mints one; the key is created on first use in \
+.local-runner/ beside the template (git-ignored). --no-auth turns the authorizer off.
+
 Each event delivered prints one line: time, source, detail-type, idempotency key, rule, target \
 function and outcome (fresh, replayed, in_progress, failed:<type>). A summary, with the \
 dead-letter listing, is printed on exit (Ctrl-C in serve mode).";
 
 const AFTER_HELP: &str = "Examples:
   cargo run -p local                                  serve on http://127.0.0.1:3000
-  curl -X POST localhost:3000/orders -H 'Idempotency-Key: k-1' \\
+  TOKEN=$(cargo run -q -p local -- token --customer C-1)
+  curl -X POST localhost:3000/orders -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: k-1' \\
        -d '{\"customer-id\":\"C-1\",\"currency\":\"EUR\",\"items\":[{\"sku\":\"MUG\",\"quantity\":1,\"unit-price\":\"9.90\"}]}'
+  cargo run -p local -- token --warehouse             a token for POST /returns/{id}/received
+  cargo run -p local -- --no-auth                     serve with every route open (experiments only)
   cargo run -p local -- demo --duplicates 0.5         the lifecycle, half of everything delivered twice
   cargo run -p local -- replay events/eventbridge/order-created.json
   cargo run -p local -- --json replay events/sqs/*.json
@@ -92,6 +102,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub concurrent_retries: bool,
 
+    /// Serve without the authorizer: every route open, bearer tokens read without any check
+    /// (signature, issuer, audience, expiry, scopes). For quick experiments; the banner, every
+    /// request line and the summary say so.
+    #[arg(long, global = true)]
+    pub no_auth: bool,
+
+    /// The local signing key (PKCS#8, ES256) that `token` signs with and `serve` checks
+    /// against; created on first use. Default: .local-runner/signing-key.p8 beside the template.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -126,6 +147,28 @@ pub enum Command {
         /// Runs; the median is reported.
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+    },
+    /// Mint an access token that `serve` accepts, signed with the local key, and print it:
+    /// a customer's (as Cognito issues after sign-in) or the warehouse system's (client
+    /// credentials, with the scopes the template's routes require).
+    Token {
+        /// The customer the token is for (its `sub`).
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "warehouse",
+            conflicts_with = "warehouse"
+        )]
+        customer: Option<String>,
+        /// A token for the warehouse's system instead (`POST /returns/{id}/received`).
+        #[arg(long)]
+        warehouse: bool,
+        /// A Cognito group the customer is in (`cognito:groups`); repeatable.
+        #[arg(long, value_name = "NAME", conflicts_with = "warehouse")]
+        group: Vec<String>,
+        /// Seconds until the token expires (negative: already expired, to try a refusal).
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::auth::DEFAULT_LIFETIME_SECS, allow_negative_numbers = true)]
+        expires_in: i64,
     },
 }
 
@@ -195,6 +238,7 @@ impl Out {
                 "rules": topology.rules.len(),
                 "functions": topology.functions.len(),
                 "stack": topology.stack.name,
+                "authorization": if runner.authorization_enforced() { "jwt" } else { "off" },
                 "text": runner.banner(),
             }),
         );
@@ -252,6 +296,33 @@ pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
     if let Command::Bench { orders, repeat } = command {
         return run_bench(out, &cli, &template, orders, repeat).await;
     }
+    if let Command::Token {
+        customer,
+        warehouse,
+        group,
+        expires_in,
+    } = &command
+    {
+        return run_token(
+            out,
+            &cli,
+            &template,
+            customer.as_deref(),
+            *warehouse,
+            group,
+            *expires_in,
+        );
+    }
+    // serve checks tokens minted by `local token` in another process: the key file. The demo
+    // and replay mint (or carry) their own: a key made for the run.
+    let authorization = if cli.no_auth {
+        Authorization::Off
+    } else if matches!(command, Command::Serve { .. }) {
+        let (authority, _) = TokenAuthority::from_key_file(&key_path(&cli))?;
+        Authorization::Jwt(Arc::new(authority))
+    } else {
+        Authorization::Ephemeral
+    };
     let stores = if cli.dynamodb {
         Stores::DynamoDb(Box::new(platform::init::aws_config().await))
     } else {
@@ -265,13 +336,73 @@ pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
         observer: Some(printer),
         concurrent_retries: cli.concurrent_retries,
         retry_delay: None,
+        authorization,
     };
     match command {
         Command::Serve { port } => run_serve(out, &template, options, port).await,
         Command::Demo => run_demo(out, &cli, &template, options).await,
         Command::Replay { files } => run_replay(out, &template, options, &files).await,
-        Command::Bench { .. } => Ok(Completion::Done),
+        Command::Bench { .. } | Command::Token { .. } => Ok(Completion::Done),
     }
+}
+
+/// The signing key's path: `--signing-key`, else beside the template.
+fn key_path(cli: &Cli) -> PathBuf {
+    cli.signing_key
+        .clone()
+        .unwrap_or_else(|| crate::auth::default_key_path(&cli.template))
+}
+
+fn run_token(
+    out: Out,
+    cli: &Cli,
+    template: &Template,
+    customer: Option<&str>,
+    warehouse: bool,
+    groups: &[String],
+    expires_in: i64,
+) -> Result<Completion, LocalError> {
+    let path = key_path(cli);
+    let (authority, created) = TokenAuthority::from_key_file(&path)?;
+    let grant = if warehouse {
+        // The scopes the template's routes require: a runner knows them without hosting.
+        let topology = crate::topology::Topology::from_template(
+            template,
+            &sam_template::Stack::new(&cli.stack_name),
+        )?;
+        Grant::warehouse(topology.required_scopes())
+    } else {
+        let id = customer.ok_or_else(|| LocalError::InvalidOption {
+            option: "--customer",
+            problem: "give --customer ID or --warehouse".into(),
+        })?;
+        groups
+            .iter()
+            .fold(Grant::customer(id), |grant, group| grant.in_group(group))
+    }
+    .expires_in(expires_in);
+    let token = authority.mint(&grant)?;
+    if created {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "created the local signing key {}",
+            path.display()
+        );
+    }
+    // The token alone on stdout, so `TOKEN=$(local token ...)` works.
+    out.text(&token);
+    out.json(
+        "token",
+        serde_json::json!({
+            "token": token,
+            "sub": grant.subject,
+            "client_id": grant.client_id,
+            "scope": grant.scopes.join(" "),
+            "expires_in": grant.lifetime_secs,
+            "signing_key": path.display().to_string(),
+        }),
+    );
+    Ok(Completion::Done)
 }
 
 async fn run_serve(
@@ -302,13 +433,29 @@ async fn run_serve(
                 .functions
                 .get(r.function)
                 .map_or("?", |f| f.binary.as_str());
-            format!("{} {} -> {target}", r.method, r.path)
+            let auth = match (&r.auth, runner.authorization_enforced()) {
+                (_, false) => " (NO AUTH)".to_owned(),
+                (None, true) => " (open)".to_owned(),
+                (Some(a), true) if a.scopes.is_empty() => " (token)".to_owned(),
+                (Some(a), true) => format!(" (token with {})", a.scopes.join(" or ")),
+            };
+            format!("{} {} -> {target}{auth}", r.method, r.path)
         })
         .collect();
     out.text(&format!(
         "Serving the HTTP API on {url} (Ctrl-C to stop):\n  {}",
         routes.join("\n  ")
     ));
+    if runner.authorization_enforced() {
+        out.text(&format!(
+            "Every route needs `Authorization: Bearer <token>` signed with {} \
+             (mint one: cargo run -p local -- token --customer C-1; the receipt: --warehouse)",
+            runner.authority().key_path().map_or_else(
+                || "a key made for this run".to_owned(),
+                |p| p.display().to_string()
+            )
+        ));
+    }
     out.json(
         "listening",
         serde_json::json!({ "url": url, "routes": routes }),
@@ -386,7 +533,7 @@ async fn run_replay(
                     Injection::Event(entry) => events.push(entry.clone()),
                     Injection::Request(request) => {
                         runner.inject(&std::mem::take(&mut events));
-                        let response = runner.request(request).await;
+                        let response = runner.replay_request(request).await;
                         out.text(&format!("  {} {}", response.status, response.body));
                         out.json(
                             "response",
@@ -497,6 +644,45 @@ mod tests {
     }
 
     #[test]
+    fn token_takes_a_customer_or_the_warehouse_and_a_signed_lifetime() {
+        let cli = Cli::try_parse_from([
+            "local",
+            "token",
+            "--customer",
+            "C-1",
+            "--group",
+            "warehouse",
+            "--expires-in",
+            "-60",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Token {
+                customer,
+                warehouse,
+                group,
+                expires_in,
+            }) => {
+                assert_eq!(customer.as_deref(), Some("C-1"));
+                assert!(!warehouse);
+                assert_eq!(group, ["warehouse"]);
+                assert_eq!(expires_in, -60);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["local", "token"]).is_err(),
+            "who is it for?"
+        );
+        assert!(
+            Cli::try_parse_from(["local", "token", "--customer", "C-1", "--warehouse"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["local", "token", "--warehouse", "--group", "g"]).is_err());
+        let cli = Cli::try_parse_from(["local", "--no-auth", "serve"]).unwrap();
+        assert!(cli.no_auth);
+    }
+
+    #[test]
     fn help_describes_every_option_and_command() {
         let mut command = Cli::command();
         let help = command.render_long_help().to_string();
@@ -507,10 +693,12 @@ mod tests {
             "--stack-name",
             "--duplicates",
             "--seed",
+            "--no-auth",
+            "--signing-key",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
-        for sub in ["serve", "demo", "replay", "bench"] {
+        for sub in ["serve", "demo", "replay", "bench", "token"] {
             assert!(help.contains(sub), "{sub} missing from --help");
         }
         for sub in command.get_subcommands() {

@@ -134,8 +134,18 @@ impl DemoReport {
     }
 }
 
-fn request(method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> ApiRequest {
-    let mut headers = BTreeMap::from([("content-type".to_owned(), "application/json".to_owned())]);
+/// A request as a client sends it, with its bearer token.
+fn request(
+    token: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> ApiRequest {
+    let mut headers = BTreeMap::from([
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("authorization".to_owned(), format!("Bearer {token}")),
+    ]);
     if let Some(key) = key {
         headers.insert("idempotency-key".to_owned(), key.to_owned());
     }
@@ -145,6 +155,7 @@ fn request(method: &str, path: &str, key: Option<&str>, body: Option<&Value>) ->
         headers,
         body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         request_id: Some(uuid::Uuid::new_v4().to_string()),
+        identity: None,
     }
 }
 
@@ -210,14 +221,20 @@ fn without(mut value: Value, fields: &[&str]) -> Value {
     value
 }
 
+/// The demo's customer (the `sub` of its token, and the order's customer).
+pub const CUSTOMER: &str = "C-42";
+
 /// Plays the lifecycle on `runner`; `nonce` makes the client keys unique (and so the ids).
 /// POST /orders, the order ships through fulfillment, POST /returns, the items arrive, the
-/// order ends Returned.
+/// order ends Returned. The customer calls with a token of their own, the warehouse's system
+/// marks the return received with its own (both minted by the runner).
 pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError> {
+    let customer = runner.customer_token(CUSTOMER)?;
+    let warehouse = runner.warehouse_token()?;
     let order_key = format!("demo-{nonce}-order");
     let return_key = format!("demo-{nonce}-return");
     let order_body = json!({
-        "customer-id": "C-42",
+        "customer-id": CUSTOMER,
         "currency": "EUR",
         "items": [
             { "sku": "SKU-RED-MUG", "quantity": 2, "unit-price": "12.50" },
@@ -228,7 +245,13 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     let created = call(
         runner,
         "POST /orders",
-        &request("POST", "/orders", Some(&order_key), Some(&order_body)),
+        &request(
+            &customer,
+            "POST",
+            "/orders",
+            Some(&order_key),
+            Some(&order_body),
+        ),
         201,
     )
     .await?;
@@ -239,7 +262,7 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     let order = call(
         runner,
         "GET /orders/{id}",
-        &request("GET", &order_path, None, None),
+        &request(&customer, "GET", &order_path, None, None),
         200,
     )
     .await?;
@@ -253,7 +276,13 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     let requested = call(
         runner,
         "POST /returns",
-        &request("POST", "/returns", Some(&return_key), Some(&return_body)),
+        &request(
+            &customer,
+            "POST",
+            "/returns",
+            Some(&return_key),
+            Some(&return_body),
+        ),
         201,
     )
     .await?;
@@ -264,7 +293,7 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     call(
         runner,
         "POST /returns/{id}/received",
-        &request("POST", &received_path, None, None),
+        &request(&warehouse, "POST", &received_path, None, None),
         200,
     )
     .await?;
@@ -273,7 +302,7 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     let order = call(
         runner,
         "GET /orders/{id}",
-        &request("GET", &order_path, None, None),
+        &request(&customer, "GET", &order_path, None, None),
         200,
     )
     .await?;
@@ -281,7 +310,13 @@ pub async fn play(runner: &Runner, nonce: &str) -> Result<FinalState, LocalError
     let ret = call(
         runner,
         "GET /returns/{id}",
-        &request("GET", &format!("/returns/{return_id}"), None, None),
+        &request(
+            &customer,
+            "GET",
+            &format!("/returns/{return_id}"),
+            None,
+            None,
+        ),
         200,
     )
     .await?;

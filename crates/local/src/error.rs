@@ -117,6 +117,22 @@ pub enum LocalError {
         problem: String,
     },
 
+    /// The local signing key could not be read, created or used.
+    #[error("signing key {path}: {problem}")]
+    SigningKey {
+        /// The key file (`(in memory)` for a key generated for one run).
+        path: String,
+        /// What went wrong.
+        problem: String,
+    },
+
+    /// A token could not be minted.
+    #[error("cannot mint a token: {problem}")]
+    Token {
+        /// What went wrong.
+        problem: String,
+    },
+
     /// Events kept flowing after the round limit (a rule that routes a function's output back to
     /// itself would loop forever on AWS too).
     #[error("events still flowing after {batches} batches: is there a routing loop?")]
@@ -143,6 +159,8 @@ impl LocalError {
             Self::Bind { .. } => "BindFailed",
             Self::DemoStep { .. } => "DemoStepFailed",
             Self::Stream { .. } => "StreamUnreadable",
+            Self::SigningKey { .. } => "SigningKey",
+            Self::Token { .. } => "TokenNotMinted",
             Self::Unsettled { .. } => "Unsettled",
         }
     }

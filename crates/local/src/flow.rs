@@ -94,14 +94,20 @@ pub struct Request {
     pub method: String,
     /// Path.
     pub path: String,
-    /// The function's binary (`None`: no route matched, API Gateway's 404).
+    /// The function's binary (`None`: no route matched, API Gateway's 404, or the authorizer
+    /// refused it, its 401 or 403).
     pub target: Option<String>,
     /// Response status.
     pub status: u16,
-    /// `fresh`, `replayed`, `in_progress`, `ok` (a read) or `error:<type>`.
+    /// `fresh`, `replayed`, `in_progress`, `ok` (a read), `error:<type>`, or
+    /// `refused:<error>` when the authorizer answered (`missing_token`, `invalid_token`,
+    /// `insufficient_scope`).
     pub outcome: String,
     /// Whether this request is a duplicate the runner injected (`--duplicates`).
     pub duplicate: bool,
+    /// What the authorizer made of it: `sub <subject>`, `refused`, `open route`, or
+    /// `NO AUTH` when the runner runs with `--no-auth`.
+    pub auth: String,
 }
 
 /// One stream record handed to an outbox relay that published its fact or failed on it
@@ -218,11 +224,16 @@ impl Flow {
                     .unwrap_or_default(),
             ),
             Self::Request(r) => format!(
-                "{}  HTTP {} {} -> {}  {} {}{}",
+                "{}  HTTP {} {} [{}] -> {}  {} {}{}",
                 time(&r.time),
                 r.method,
                 r.path,
-                r.target.as_deref().unwrap_or("(no route)"),
+                r.auth,
+                r.target.as_deref().unwrap_or(if r.auth == "refused" {
+                    "(authorizer)"
+                } else {
+                    "(no route)"
+                }),
                 r.status,
                 r.outcome,
                 if r.duplicate { " [duplicate]" } else { "" },
@@ -230,6 +241,10 @@ impl Flow {
         }
     }
 }
+
+/// What the banner and the summary say when the runner runs with `--no-auth`.
+pub const NO_AUTH_WARNING: &str = "WARNING: AUTHORIZATION IS OFF (--no-auth): every route is open; \
+tokens are read without checking signature, issuer, audience, expiry or scopes.";
 
 /// Receives the flow as it happens.
 pub trait FlowObserver: Send + Sync {
@@ -336,7 +351,9 @@ impl Outcomes {
             "fresh" => self.fresh += 1,
             "replayed" => self.replayed += 1,
             "in_progress" => self.in_progress += 1,
-            l if l.starts_with("failed") || l.starts_with("error") => self.failed += 1,
+            l if l.starts_with("failed") || l.starts_with("error") || l.starts_with("refused") => {
+                self.failed += 1
+            }
             _ => {}
         }
     }
@@ -403,12 +420,18 @@ pub struct Summary {
     pub waiting: usize,
     /// The dead-letter listing.
     pub dead_letters: Vec<DeadLetter>,
+    /// Whether the runner served HTTP without its authorizer (`--no-auth`).
+    pub authorization_off: bool,
 }
 
 impl Summary {
     /// The readable form, several lines.
     pub fn text(&self) -> String {
         let mut out = String::new();
+        if self.authorization_off {
+            out.push_str(NO_AUTH_WARNING);
+            out.push('\n');
+        }
         let o = &self.deliveries;
         out.push_str(&format!(
             "Summary: {} events published, {} deliveries (fresh {}, replayed {}, in progress {}, failed {}), \
@@ -525,6 +548,34 @@ mod tests {
         assert_eq!(json["dlq"], "OrdersEventsDLQ");
         assert_eq!(json["rule"], "FulfillmentFromOrdersRule");
         assert_eq!(json["time"], "2026-11-23T10:47:00.123Z");
+    }
+
+    #[test]
+    fn a_request_line_says_who_called_and_who_refused() {
+        let request = |target: Option<&str>, auth: &str, status, outcome: &str| {
+            Flow::Request(Request {
+                time: "2026-11-23T10:47:00.123Z".parse().unwrap(),
+                method: "POST".into(),
+                path: "/returns/R-1/received".into(),
+                target: target.map(str::to_owned),
+                status,
+                outcome: outcome.into(),
+                duplicate: false,
+                auth: auth.into(),
+            })
+            .text()
+        };
+        let refused = request(None, "refused", 403, "refused:insufficient_scope");
+        assert!(
+            refused.contains("[refused] -> (authorizer)  403 refused:insufficient_scope"),
+            "{refused}"
+        );
+        let served = request(Some("support-api"), "sub W-1", 200, "fresh");
+        assert!(
+            served.contains("[sub W-1] -> support-api  200 fresh"),
+            "{served}"
+        );
+        assert!(request(Some("support-api"), "NO AUTH", 200, "fresh").contains("[NO AUTH]"));
     }
 
     #[test]

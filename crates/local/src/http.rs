@@ -69,6 +69,7 @@ pub async fn to_api_request(request: Request<Incoming>) -> Result<ApiRequest, Ap
         headers,
         body: body.to_vec(),
         request_id: Some(uuid::Uuid::new_v4().to_string()),
+        identity: None,
     })
 }
 

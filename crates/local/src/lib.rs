@@ -12,10 +12,15 @@
 //!   `wire_*` functions, over in-memory stores or DynamoDB, publishing onto the bus.
 //! - [`streams`]: the table streams that feed the outbox relays, read as Lambda's event source
 //!   mapping reads them (in-memory tables' change feeds, or DynamoDB Streams).
-//! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would,
-//!   [`Runner::inject`] puts events on the bus, [`Runner::settle`] relays the table streams and
-//!   delivers until streams and queues are empty, [`Runner::summary`] tells what happened.
+//! - [`Runner`]: all of it; [`Runner::request`] serves an HTTP request as API Gateway would
+//!   (authorizer included), [`Runner::inject`] puts events on the bus, [`Runner::settle`] relays
+//!   the table streams and delivers until streams and queues are empty, [`Runner::summary`] tells
+//!   what happened.
 //! - [`flow`]: one line per delivery and request, readable or JSON, and the summary.
+//! - [`auth`]: API Gateway's JWT authorizer and the identity provider behind it, played with a
+//!   local signing key: [`Runner::request`] validates a request's bearer token and the route's
+//!   scopes from the template, and hands the function the claims as API Gateway would;
+//!   [`auth::TokenAuthority`] mints tokens (`local token`).
 //! - [`demo`], [`fixtures`] (replay), [`bench`], [`http`] (serving on loopback), [`cli`].
 //!
 //! ```
@@ -29,6 +34,8 @@
 //!     .banner()
 //!     .starts_with("Routing from template.yaml: 5 rules, 2 table streams, 7 functions"));
 //!
+//! // The runner plays API Gateway's JWT authorizer: a request carries a token it minted.
+//! let token = runner.customer_token("C-1").unwrap();
 //! let mut post = ApiRequest {
 //!     method: "POST".into(),
 //!     path: "/orders".into(),
@@ -36,6 +43,8 @@
 //!     ..ApiRequest::default()
 //! };
 //! post.headers.insert("idempotency-key".into(), "doc-1".into());
+//! assert_eq!(runner.request(&post).await.status, 401, "no token: API Gateway's 401");
+//! post.headers.insert("authorization".into(), format!("Bearer {token}"));
 //! let created = runner.request(&post).await;
 //! assert_eq!(created.status, 201);
 //!
@@ -45,10 +54,12 @@
 //! let summary = runner.summary();
 //! assert_eq!((summary.events_published, summary.deliveries.fresh), (3, 5));
 //! assert_eq!(summary.facts_relayed, 1);
+//! assert_eq!(summary.requests.failed, 1, "the refused request");
 //! assert!(summary.dead_letters.is_empty());
 //! # });
 //! ```
 
+pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod cli;

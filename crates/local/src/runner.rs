@@ -13,13 +13,14 @@ use sam_template::{Stack, Template};
 use serde_json::Value;
 
 use crate::LocalError;
+use crate::auth::{Authorization, Grant, Refusal, TokenAuthority};
 use crate::bus::{Bus, Duplicates, Entry};
 use crate::flow::{DeadLetter, Flow, Relay};
 use crate::flow::{FlowObserver, Summary};
 use crate::hosting::{Hosted, QueueConsumer, StoreCounts, Stores, host};
 use crate::router::Router;
 use crate::streams::{StreamConsumer, StreamReader};
-use crate::topology::Topology;
+use crate::topology::{RouteTopology, Topology};
 
 /// Batches one [`Runner::settle`] delivers before declaring a routing loop.
 pub const MAX_BATCHES: usize = 1_000_000;
@@ -40,6 +41,8 @@ pub struct RunnerOptions {
     /// How long a failed message stays invisible before its next receive (default
     /// [`crate::bus::DEFAULT_RETRY_DELAY`]).
     pub retry_delay: Option<Duration>,
+    /// How HTTP requests are authorized (default: JWTs, with a key made for this runner).
+    pub authorization: Authorization,
 }
 
 impl std::fmt::Debug for RunnerOptions {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for RunnerOptions {
             .field("observed", &self.observer.is_some())
             .field("concurrent_retries", &self.concurrent_retries)
             .field("retry_delay", &self.retry_delay)
+            .field("authorization", &self.authorization)
             .finish()
     }
 }
@@ -90,6 +94,19 @@ pub struct Runner {
     timeouts: Vec<Option<Duration>>,
     in_memory: bool,
     concurrent_retries: bool,
+    /// Mints tokens, and validates them when `enforce` is set.
+    authority: Arc<TokenAuthority>,
+    /// Whether routes are authorized (`false`: `--no-auth`).
+    enforce: bool,
+}
+
+/// Where a request's identity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// The bearer token in the route's identity source (what a client sends).
+    Token,
+    /// The claims already in the request (a fixture: what API Gateway passed the function).
+    Claims,
 }
 
 impl std::fmt::Debug for Runner {
@@ -186,6 +203,12 @@ impl Runner {
             .into_iter()
             .map(|slot| slot.map(|hosted| (hosted.relay, tokio::sync::Mutex::new(hosted.reader))))
             .collect();
+        let (authority, enforce) = match options.authorization {
+            Authorization::Ephemeral => (Arc::new(TokenAuthority::ephemeral()?), true),
+            Authorization::Jwt(authority) => (authority, true),
+            // Still able to mint, so the demo and tests speak the same way with --no-auth.
+            Authorization::Off => (Arc::new(TokenAuthority::ephemeral()?), false),
+        };
         let timeouts = topology
             .queues
             .iter()
@@ -205,6 +228,8 @@ impl Runner {
             streams,
             duplicates,
             settling: tokio::sync::Mutex::new(()),
+            authority,
+            enforce,
         })
     }
 
@@ -226,9 +251,10 @@ impl Runner {
         &self.bus
     }
 
-    /// `Routing from template.yaml: 5 rules, 2 table streams, 7 functions (in-memory stores)`.
+    /// `Routing from template.yaml: 5 rules, 2 table streams, 7 functions (in-memory stores)`,
+    /// and a loud second line when authorization is off.
     pub fn banner(&self) -> String {
-        format!(
+        let mut banner = format!(
             "Routing from {}: {} rules, {} table streams, {} functions ({} stores, stack {})",
             self.topology.file_name(),
             self.topology.rules.len(),
@@ -240,7 +266,38 @@ impl Runner {
                 "DynamoDB"
             },
             self.topology.stack.name,
-        )
+        );
+        if !self.enforce {
+            banner.push('\n');
+            banner.push_str(crate::flow::NO_AUTH_WARNING);
+        }
+        banner
+    }
+
+    /// The runner's identity provider: mints the tokens its authorizer accepts.
+    pub fn authority(&self) -> &Arc<TokenAuthority> {
+        &self.authority
+    }
+
+    /// Whether HTTP routes are authorized (`false` with `--no-auth`).
+    pub fn authorization_enforced(&self) -> bool {
+        self.enforce
+    }
+
+    /// Every scope a route of the template requires (what the warehouse's token carries).
+    pub fn staff_scopes(&self) -> Vec<String> {
+        self.topology.required_scopes()
+    }
+
+    /// A signed token for customer `id`.
+    pub fn customer_token(&self, id: &str) -> Result<String, LocalError> {
+        self.authority.mint(&Grant::customer(id))
+    }
+
+    /// A signed token for the warehouse's system, with every scope the template's routes
+    /// require ([`Runner::staff_scopes`]).
+    pub fn warehouse_token(&self) -> Result<String, LocalError> {
+        self.authority.mint(&Grant::warehouse(self.staff_scopes()))
     }
 
     /// Where an entry put on the template's main bus would go: `(rule, queue)` logical ids.
@@ -254,16 +311,84 @@ impl Runner {
     }
 
     /// Serves one HTTP request as API Gateway would: the template's most specific matching route
-    /// picks the function
-    /// (no route: API Gateway's `404 {"message":"Not Found"}`), which gets its timeout as
-    /// remaining time. A non-read request picked by the duplicates is sent a second time: right
-    /// after the first answer (a client retrying after a lost response), or at the same time
-    /// with [`RunnerOptions::concurrent_retries`] (a client retrying too early); the first
-    /// answer that is not "in progress" is returned.
+    /// picks the function (no route: API Gateway's `404 {"message":"Not Found"}`); the route's
+    /// JWT authorizer validates the bearer token of its identity source (`Authorization`) and
+    /// the route's scopes, refusing as API Gateway does (401, 403: [`crate::auth`]); the
+    /// function gets the validated claims as API Gateway passes them
+    /// ([`ApiRequest::identity`]; any identity already in `request` is ignored) and its
+    /// timeout as remaining time. With `--no-auth` ([`Authorization::Off`]) nothing is checked
+    /// and the token's claims, if any, are passed unverified. A non-read request picked by
+    /// the duplicates is sent a second time: right after the first answer (a client retrying
+    /// after a lost response), or at the same time with [`RunnerOptions::concurrent_retries`]
+    /// (a client retrying too early); the first answer that is not "in progress" is returned.
     pub async fn request(&self, request: &ApiRequest) -> ApiResponse {
+        self.serve_request(request, Identity::Token).await
+    }
+
+    /// Serves a request as API Gateway hands it to the function, with the claims its
+    /// authorizer already validated in [`ApiRequest::identity`] (a fixture of `events/http`):
+    /// the route's authorization is still applied to those claims, so a request without claims
+    /// on an authorized route is API Gateway's 401 and one without the route's scope its 403.
+    pub async fn replay_request(&self, request: &ApiRequest) -> ApiResponse {
+        self.serve_request(request, Identity::Claims).await
+    }
+
+    /// The route's authorization, as its authorizer would decide: the caller identity to
+    /// pass, and how the flow line shows it.
+    fn authorize(
+        &self,
+        route: &RouteTopology,
+        request: &ApiRequest,
+        source: Identity,
+    ) -> Result<(Option<platform::auth::Caller>, String), Refusal> {
+        let caller_of = |claims: &serde_json::Map<String, Value>| {
+            platform::auth::Caller::from_jwt(&platform::auth::jwt_description(claims))
+        };
+        let label = |caller: &Option<platform::auth::Caller>| {
+            caller.as_ref().map_or_else(
+                || "no subject".to_owned(),
+                |c| format!("sub {}", c.subject()),
+            )
+        };
+        if !self.enforce {
+            let caller = match source {
+                Identity::Token => {
+                    let header = route.auth.as_ref().map_or("authorization", |a| &a.header);
+                    crate::auth::unverified_claims(request.header(header))
+                        .as_ref()
+                        .and_then(caller_of)
+                }
+                Identity::Claims => request.identity.clone(),
+            };
+            return Ok((caller, "NO AUTH".to_owned()));
+        }
+        let Some(auth) = &route.auth else {
+            // An open route: API Gateway passes no claims.
+            return Ok((None, "open route".to_owned()));
+        };
+        let caller = match source {
+            Identity::Token => {
+                let claims = self
+                    .authority
+                    .authorize(request.header(&auth.header), &auth.scopes)?;
+                caller_of(&claims)
+            }
+            Identity::Claims => {
+                let caller = request.identity.clone().ok_or_else(Refusal::missing)?;
+                if !auth.scopes.is_empty() && !auth.scopes.iter().any(|s| caller.has_scope(s)) {
+                    return Err(Refusal::insufficient_scope(&auth.scopes));
+                }
+                Some(caller)
+            }
+        };
+        let shown = label(&caller);
+        Ok((caller, shown))
+    }
+
+    async fn serve_request(&self, request: &ApiRequest, source: Identity) -> ApiResponse {
         let Some(route) = self.topology.route_for(&request.method, &request.path) else {
             let response = ApiResponse::json(404, &serde_json::json!({ "message": "Not Found" }));
-            self.record(request, None, &response, false);
+            self.record(request, None, &response, false, "no route", None);
             return response;
         };
         let (Some(function), Some(Some(api))) = (
@@ -274,9 +399,28 @@ impl Runner {
                 500,
                 &serde_json::json!({ "message": "Internal Server Error" }),
             );
-            self.record(request, None, &response, false);
+            self.record(request, None, &response, false, "-", None);
             return response;
         };
+        let (identity, auth) = match self.authorize(route, request, source) {
+            Ok(granted) => granted,
+            Err(refusal) => {
+                let response = refusal.response();
+                // Refused before the integration: the function never ran.
+                self.record(
+                    request,
+                    None,
+                    &response,
+                    false,
+                    "refused",
+                    Some(refusal.outcome()),
+                );
+                return response;
+            }
+        };
+        let mut authorized = request.clone();
+        authorized.identity = identity;
+        let request = &authorized;
         let remaining = Some(function.timeout);
         let key = request.header("idempotency-key").unwrap_or_default();
         let twice = !request.method.eq_ignore_ascii_case("GET")
@@ -290,7 +434,14 @@ impl Runner {
         let _wake = (!request.method.eq_ignore_ascii_case("GET")).then(|| WakeOnDrop(&self.bus));
         if !twice {
             let response = api.handle(request, remaining).await;
-            self.record(request, Some(&function.binary), &response, false);
+            self.record(
+                request,
+                Some(&function.binary),
+                &response,
+                false,
+                &auth,
+                None,
+            );
             return response;
         }
         self.bus.count_duplicate();
@@ -314,7 +465,14 @@ impl Runner {
             answers.push(api.handle(request, remaining).await);
         }
         for (response, duplicate) in answers.iter().zip([false, true]) {
-            self.record(request, Some(&function.binary), response, duplicate);
+            self.record(
+                request,
+                Some(&function.binary),
+                response,
+                duplicate,
+                &auth,
+                None,
+            );
         }
         // The client keeps the first answer that is not "in progress" (it would retry that one).
         let kept = answers
@@ -330,8 +488,10 @@ impl Runner {
         target: Option<&str>,
         response: &ApiResponse,
         duplicate: bool,
+        auth: &str,
+        outcome: Option<String>,
     ) {
-        let outcome = response_outcome(&request.method, response);
+        let outcome = outcome.unwrap_or_else(|| response_outcome(&request.method, response));
         self.bus.count_request(&request.method, &outcome);
         if self.bus.has_observer() {
             self.bus
@@ -343,6 +503,7 @@ impl Runner {
                     status: response.status,
                     outcome,
                     duplicate,
+                    auth: auth.to_owned(),
                 }));
         }
     }
@@ -483,7 +644,9 @@ impl Runner {
 
     /// Counters, outcomes and the dead-letter listing so far.
     pub fn summary(&self) -> Summary {
-        self.bus.summary()
+        let mut summary = self.bus.summary();
+        summary.authorization_off = !self.enforce;
+        summary
     }
 
     /// Entity counts of the in-memory stores (`None` with DynamoDB).

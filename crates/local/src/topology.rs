@@ -1,7 +1,7 @@
 //! What the runner takes from `template.yaml`: buses, rules (pattern and target queues), queues
 //! (redrive), table streams (the functions they feed, batching, retries, on-failure
 //! destination), functions (binary, resolved environment, SQS sources with their batching, HTTP
-//! routes, timeout, the event sources IAM lets them publish).
+//! routes with their authorization, timeout, the event sources IAM lets them publish).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -90,6 +90,19 @@ pub struct StreamTopology {
     pub on_failure: Option<String>,
 }
 
+/// How a route is authorized: its API's JWT authorizer and the scopes it requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    /// The authorizer's name in the API's `Auth.Authorizers`.
+    pub authorizer: String,
+    /// Lower-case name of the header the token is read from (`IdentitySource:
+    /// $request.header.Authorization` gives `authorization`).
+    pub header: String,
+    /// `AuthorizationScopes`, resolved for the stack: a token needs at least one (none: any
+    /// valid token).
+    pub scopes: Vec<String>,
+}
+
 /// An HTTP API route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTopology {
@@ -99,6 +112,8 @@ pub struct RouteTopology {
     pub path: String,
     /// Index in [`Topology::functions`].
     pub function: usize,
+    /// Its authorization (`None`: an open route, API Gateway passes no claims).
+    pub auth: Option<RouteAuth>,
 }
 
 impl RouteTopology {
@@ -477,10 +492,15 @@ impl Topology {
                         ),
                     ));
                 }
+                let at = format!(
+                    "{id}.Properties.Events ({} {}).Auth",
+                    route.method, route.path
+                );
                 routes.push(RouteTopology {
                     method: route.method.clone(),
                     path: route.path.clone(),
                     function: index,
+                    auth: route_auth(template, stack, route, &at)?,
                 });
             }
 
@@ -517,6 +537,23 @@ impl Topology {
             .max_by_key(|r| (r.literal_segments(), r.method != "ANY"))
     }
 
+    /// Every scope a route requires, once each, in route order (what the warehouse's token
+    /// carries).
+    pub fn required_scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in self
+            .routes
+            .iter()
+            .filter_map(|r| r.auth.as_ref())
+            .flat_map(|a| &a.scopes)
+        {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        scopes
+    }
+
     /// The bus a function publishes to: its resolved `EVENT_BUS_NAME`, when it has one.
     pub fn bus_of(&self, function: usize) -> Option<&str> {
         self.functions
@@ -538,6 +575,63 @@ impl Topology {
             .and_then(|n| n.to_str())
             .unwrap_or(&self.path)
     }
+}
+
+/// Reads a route's authorization: its authorizer (the route's, else its API's default) must be
+/// a JWT authorizer reading a request header, the only kind the runner plays.
+fn route_auth(
+    template: &Template,
+    stack: &Stack,
+    route: &sam_template::HttpRoute,
+    at: &str,
+) -> Result<Option<RouteAuth>, LocalError> {
+    let unsupported = |problem: String| LocalError::Unsupported {
+        path: template.path().to_owned(),
+        at: at.to_owned(),
+        problem,
+    };
+    let api = template.http_api(route.api.as_deref())?;
+    let Some(name) = api.authorizer_of(route) else {
+        return Ok(None);
+    };
+    let authorizer = api.authorizers.get(name).ok_or_else(|| {
+        unsupported(format!(
+            "authorizer {name} is not in the API's Auth.Authorizers"
+        ))
+    })?;
+    if !authorizer.jwt {
+        return Err(unsupported(format!(
+            "authorizer {name} is not a JWT authorizer; the local runner plays JWT authorizers only"
+        )));
+    }
+    let source = authorizer
+        .identity_source
+        .as_deref()
+        .unwrap_or("$request.header.Authorization");
+    let header = source
+        .strip_prefix("$request.header.")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            unsupported(format!(
+                "identity source {source} of {name}: the local runner reads tokens from a header only"
+            ))
+        })?
+        .to_ascii_lowercase();
+    let written = route.scopes.as_ref().unwrap_or(&authorizer.scopes);
+    let scopes = written
+        .iter()
+        .enumerate()
+        .map(|(i, scope)| {
+            template
+                .resolve_string(scope, stack, &format!("{at}.AuthorizationScopes[{i}]"))
+                .map_err(LocalError::from)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(RouteAuth {
+        authorizer: name.to_owned(),
+        header,
+        scopes,
+    }))
 }
 
 fn functions_name(functions: &[FunctionTopology], index: usize) -> &str {
@@ -611,11 +705,61 @@ mod tests {
     }
 
     #[test]
+    fn every_product_route_is_behind_the_jwt_authorizer_and_the_receipt_needs_the_staff_scope() {
+        let t = product();
+        assert_eq!(t.routes.len(), 5);
+        for route in &t.routes {
+            let auth = route
+                .auth
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} {} is open", route.method, route.path));
+            assert_eq!(auth.header, "authorization");
+            let want: &[&str] = if route.path == "/returns/{id}/received" {
+                &[platform::auth::DEFAULT_STAFF_SCOPE]
+            } else {
+                &[]
+            };
+            assert_eq!(auth.scopes, want, "{} {}", route.method, route.path);
+        }
+    }
+
+    #[test]
+    fn a_lambda_authorizer_is_refused_naming_the_route() {
+        let yaml = r#"
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Custom
+        Authorizers:
+          Custom: { FunctionArn: arn:aws:lambda:us-east-1:123456789012:function:auth }
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: orders-api } }
+    Properties:
+      Events:
+        Get: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: GET, Path: /things } }
+"#;
+        let err = Topology::from_template(
+            &Template::from_yaml(yaml, "l.yaml").unwrap(),
+            &Stack::new("s"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("Fn.Properties.Events (GET /things).Auth") && err.contains("JWT"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn routes_match_like_api_gateway() {
         let route = RouteTopology {
             method: "POST".into(),
             path: "/returns/{id}/received".into(),
             function: 0,
+            auth: None,
         };
         assert!(route.matches("POST", "/returns/RET-1/received"));
         assert!(!route.matches("GET", "/returns/RET-1/received"));

@@ -52,6 +52,9 @@ fn help_describes_every_option_and_mode() {
         "--duplicates",
         "--seed",
         "--concurrent-retries",
+        "--no-auth",
+        "--signing-key",
+        "token",
         "serve",
         "demo",
         "replay",
@@ -213,8 +216,26 @@ fn a_rate_outside_zero_to_one_is_refused() {
 
 #[test]
 fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
+    // A key of this test's own (the default one lives beside template.yaml).
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing-key.p8");
+    let key = key.to_str().unwrap();
+    let minted = local(&["--signing-key", key, "token", "--customer", "C-1"]);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    assert!(
+        stderr(&minted).contains("created the local signing key"),
+        "{}",
+        stderr(&minted)
+    );
+    let token = stdout(&minted).trim().to_owned();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "one JWT alone on stdout: {token}"
+    );
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .args(["--json", "serve", "--port", "0"])
+        .args(["--json", "--signing-key", key, "serve", "--port", "0"])
         .current_dir(root())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -233,7 +254,7 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|r| r == "POST /orders -> orders-api"),
+                    .any(|r| r == "POST /orders -> orders-api (token)"),
                 "{value}"
             );
             url = value["url"].as_str().map(str::to_owned);
@@ -243,15 +264,26 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
     let address = url.unwrap().trim_start_matches("http://").to_owned();
 
     let body = r#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"MUG","quantity":1,"unit-price":"9.90"}]}"#;
-    let mut stream = TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
-        "POST /orders HTTP/1.1\r\nHost: {address}\r\nIdempotency-Key: cli-1\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let post = |authorization: &str| {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "POST /orders HTTP/1.1\r\nHost: {address}\r\nIdempotency-Key: cli-1\r\n{authorization}Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let refused = post("");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused.ends_with(r#"{"message":"Unauthorized"}"#),
+        "{refused}"
+    );
+    // The token `local token` minted in another process, with the same key file.
+    let response = post(&format!("Authorization: Bearer {token}\r\n"));
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
 
     let interrupted = Command::new("kill")
@@ -268,9 +300,96 @@ fn serve_answers_http_and_stops_gracefully_on_ctrl_c() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v["type"] == "summary")
         .unwrap_or_else(|| panic!("no summary in {rest}"));
-    assert_eq!(summary["requests_served"], 1);
+    assert_eq!(summary["requests_served"], 2);
+    assert_eq!(summary["authorization_off"], false);
     assert_eq!(
         summary["deliveries"]["fresh"], 5,
         "everything published was delivered before exiting: {summary}"
+    );
+}
+
+#[test]
+fn token_prints_a_warehouse_token_with_the_templates_staff_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.p8");
+    let output = local(&[
+        "--json",
+        "--signing-key",
+        key.to_str().unwrap(),
+        "token",
+        "--warehouse",
+        "--expires-in",
+        "-5",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "token");
+    assert_eq!(lines[0]["scope"], "commerce/warehouse");
+    assert_eq!(lines[0]["expires_in"], -5);
+    assert!(key.exists());
+    let refused = local(&["token"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "--customer or --warehouse is required"
+    );
+}
+
+#[test]
+fn replayed_http_fixtures_pass_the_authorizer_with_their_claims_and_bad_ones_are_refused() {
+    let output = local(&[
+        "--json",
+        "replay",
+        "events/http/get-order.json",
+        "events/bad/http-post-order-no-claims.json",
+        "events/bad/http-post-return-received-customer-token.json",
+        "events/http/post-return-received.json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["type"] == "request").collect();
+    let seen: Vec<(u64, &str, &str)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_u64().unwrap(),
+                r["auth"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (404, "sub 456", "error:NotFound"),
+            (401, "refused", "refused:missing_token"),
+            (403, "refused", "refused:insufficient_scope"),
+            (404, "sub 6w4rehouse0system0example0app", "error:NotFound"),
+        ],
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn no_auth_says_so_in_the_banner_every_request_line_and_the_summary() {
+    let output = local(&[
+        "--no-auth",
+        "replay",
+        "events/bad/http-post-order-no-claims.json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let first = text.lines().nth(1).unwrap_or_default();
+    assert!(first.contains("AUTHORIZATION IS OFF"), "{text}");
+    let request = text
+        .lines()
+        .find(|l| l.contains("HTTP POST /orders"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(request.contains("[NO AUTH]"), "{request}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("WARNING: AUTHORIZATION IS OFF")),
+        "{text}"
     );
 }

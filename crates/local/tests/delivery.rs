@@ -18,6 +18,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `request` with customer C-7's bearer token, minted by the runner's authorizer.
+fn as_customer(runner: &Runner, mut request: ApiRequest) -> ApiRequest {
+    let token = runner.customer_token("C-7").unwrap();
+    request
+        .headers
+        .insert("authorization".to_owned(), format!("Bearer {token}"));
+    request
+}
+
 fn post_order(key: &str) -> ApiRequest {
     ApiRequest {
         method: "POST".into(),
@@ -25,6 +34,7 @@ fn post_order(key: &str) -> ApiRequest {
         headers: BTreeMap::from([("idempotency-key".to_owned(), key.to_owned())]),
         body: br#"{"customer-id":"C-7","currency":"EUR","items":[{"sku":"MUG","quantity":2,"unit-price":"4.50"}]}"#.to_vec(),
         request_id: None,
+        identity: None,
     }
 }
 
@@ -46,7 +56,9 @@ async fn in_a_partially_failed_batch_only_the_failed_record_is_redelivered_then_
         RunnerOptions::in_memory().observer(recorder.clone()),
     )
     .unwrap();
-    let created = runner.request(&post_order("partial-1")).await;
+    let created = runner
+        .request(&as_customer(&runner, post_order("partial-1")))
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let order_id = serde_json::from_str::<Value>(&created.body).unwrap()["order-id"]
         .as_str()
@@ -126,7 +138,8 @@ async fn in_a_partially_failed_batch_only_the_failed_record_is_redelivered_then_
     let mut get = post_order("unused");
     get.method = "GET".into();
     get.path = format!("/orders/{order_id}");
-    let order: Value = serde_json::from_str(&runner.request(&get).await.body).unwrap();
+    let order: Value =
+        serde_json::from_str(&runner.request(&as_customer(&runner, get)).await.body).unwrap();
     assert_eq!(order["status"], "Returned");
 }
 
@@ -149,7 +162,13 @@ async fn a_function_publishing_a_source_its_policy_does_not_grant_is_denied() {
     let recorder = Arc::new(Recorder::new());
     let runner =
         Runner::load(&path, RunnerOptions::in_memory().observer(recorder.clone())).unwrap();
-    assert_eq!(runner.request(&post_order("denied-1")).await.status, 201);
+    assert_eq!(
+        runner
+            .request(&as_customer(&runner, post_order("denied-1")))
+            .await
+            .status,
+        201
+    );
     runner.settle().await.unwrap();
 
     // fulfillment-events handles OrderCreated, but PutEvents of its OrderPicked is refused: the

@@ -102,11 +102,15 @@ async fn a_table_that_does_not_exist_fails_the_request_not_the_runner() {
         },
     )
     .unwrap();
-    let request = platform::http::ApiRequest {
+    let mut request = platform::http::ApiRequest {
         method: "GET".into(),
         path: "/orders/o-1".into(),
         ..Default::default()
     };
+    let token = runner.customer_token("C-1").unwrap();
+    request
+        .headers
+        .insert("authorization".into(), format!("Bearer {token}"));
     let response = runner.request(&request).await;
     assert_eq!(response.status, 503, "{}", response.body);
 }

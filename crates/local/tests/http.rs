@@ -1,4 +1,5 @@
-//! The served HTTP API, exercised as curl does: raw HTTP/1.1 over a loopback TCP connection.
+//! The served HTTP API, exercised as curl does: raw HTTP/1.1 over a loopback TCP connection,
+//! with real signed tokens checked by the runner's JWT authorizer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
@@ -7,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use local::auth::{Grant, TokenAuthority};
 use local::{LocalError, Runner, RunnerOptions};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +21,9 @@ struct Server {
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), LocalError>>,
     runner: Arc<Runner>,
+    /// `Authorization` header values: customer C-1's, and the warehouse system's.
+    customer: String,
+    warehouse: String,
 }
 
 async fn start() -> Server {
@@ -34,6 +39,8 @@ async fn start() -> Server {
         address,
         stop,
         task,
+        customer: format!("Bearer {}", runner.customer_token("C-1").unwrap()),
+        warehouse: format!("Bearer {}", runner.warehouse_token().unwrap()),
         runner,
     }
 }
@@ -103,10 +110,10 @@ const ORDER: &str = r#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"SK
 
 /// Polls `GET path` until its `status` field is `want` (the bus delivers in the background);
 /// fails after a generous number of attempts.
-async fn until_status(address: SocketAddr, path: &str, want: &str) -> Value {
+async fn until_status(address: SocketAddr, auth: &str, path: &str, want: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
-        let response = curl(address, "GET", path, &[], b"").await;
+        let response = curl(address, "GET", path, &[("Authorization", auth)], b"").await;
         if response.status == 200 {
             last = response.json();
             if last["status"] == want {
@@ -122,9 +129,11 @@ async fn until_status(address: SocketAddr, path: &str, want: &str) -> Value {
 async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned() {
     let server = start().await;
     let a = server.address;
+    let customer = server.customer.as_str();
     let json = [
         ("Content-Type", "application/json"),
         ("Idempotency-Key", "http-1"),
+        ("Authorization", customer),
     ];
 
     let created = curl(a, "POST", "/orders", &json, ORDER.as_bytes()).await;
@@ -142,7 +151,7 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
     assert_eq!(again.json(), order, "the replay answers the stored order");
 
     let order_path = format!("/orders/{}", order["order-id"].as_str().unwrap());
-    until_status(a, &order_path, "Shipped").await;
+    until_status(a, customer, &order_path, "Shipped").await;
 
     let return_body = format!(
         r#"{{"order-id":{},"reason":"chipped","items":[{{"sku":"SKU-RED-MUG","quantity":1}}]}}"#,
@@ -155,7 +164,10 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
         a,
         "POST",
         "/returns",
-        &[("Idempotency-Key", "http-ret-1")],
+        &[
+            ("Idempotency-Key", "http-ret-1"),
+            ("Authorization", customer),
+        ],
         return_body.as_bytes(),
     )
     .await;
@@ -168,7 +180,10 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
             a,
             "POST",
             "/returns",
-            &[("Idempotency-Key", "http-ret-1")],
+            &[
+                ("Idempotency-Key", "http-ret-1"),
+                ("Authorization", customer),
+            ],
             return_body.as_bytes(),
         )
         .await;
@@ -179,15 +194,22 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
         a,
         "POST",
         &format!("/returns/{return_id}/received"),
-        &[],
+        &[("Authorization", &server.warehouse)],
         b"",
     )
     .await;
     assert_eq!(received.status, 200, "{}", received.body);
     assert_eq!(received.json()["status"], "Received");
-    let fetched = curl(a, "GET", &format!("/returns/{return_id}"), &[], b"").await;
+    let fetched = curl(
+        a,
+        "GET",
+        &format!("/returns/{return_id}"),
+        &[("Authorization", customer)],
+        b"",
+    )
+    .await;
     assert_eq!(fetched.json()["status"], "Received");
-    until_status(a, &order_path, "Returned").await;
+    until_status(a, customer, &order_path, "Returned").await;
 
     server.stop.send(()).unwrap();
     server.task.await.unwrap().unwrap();
@@ -200,8 +222,9 @@ async fn an_order_posted_over_http_is_created_replayed_and_followed_to_returned(
 async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
     let server = start().await;
     let a = server.address;
+    let auth = ("Authorization", server.customer.as_str());
 
-    let missing_key = curl(a, "POST", "/orders", &[], ORDER.as_bytes()).await;
+    let missing_key = curl(a, "POST", "/orders", &[auth], ORDER.as_bytes()).await;
     assert_eq!(missing_key.status, 400);
     assert_eq!(missing_key.json()["error"]["type"], "MissingIdempotencyKey");
 
@@ -209,14 +232,14 @@ async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
         a,
         "POST",
         "/orders",
-        &[("Idempotency-Key", "bad-1")],
+        &[("Idempotency-Key", "bad-1"), auth],
         br#"{"customer-id": "C-1", "items": ["#,
     )
     .await;
     assert_eq!(malformed.status, 400);
     assert_eq!(malformed.json()["error"]["type"], "MalformedJson");
 
-    let wrong_types = curl(a, "POST", "/orders", &[("Idempotency-Key", "bad-2")], br#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"A","quantity":"two","unit-price":"1.00"}]}"#).await;
+    let wrong_types = curl(a, "POST", "/orders", &[("Idempotency-Key", "bad-2"), auth], br#"{"customer-id":"C-1","currency":"EUR","items":[{"sku":"A","quantity":"two","unit-price":"1.00"}]}"#).await;
     assert_eq!(wrong_types.status, 400);
     assert_eq!(wrong_types.json()["error"]["type"], "InvalidField");
 
@@ -229,7 +252,7 @@ async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
     );
     assert_eq!(curl(a, "GET", "/nowhere", &[], b"").await.status, 404);
 
-    let unknown = curl(a, "GET", "/orders/does-not-exist", &[], b"").await;
+    let unknown = curl(a, "GET", "/orders/does-not-exist", &[auth], b"").await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["error"]["type"], "NotFound");
 
@@ -237,7 +260,7 @@ async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
         a,
         "POST",
         "/returns",
-        &[("Idempotency-Key", "r-1")],
+        &[("Idempotency-Key", "r-1"), auth],
         br#"{"order-id":"o-1","reason":"x","items":[{"sku":"A","quantity":1}]}"#,
     )
     .await;
@@ -249,7 +272,7 @@ async fn bad_requests_get_the_answers_api_gateway_and_the_functions_give() {
         a,
         "POST",
         "/orders",
-        &[("Idempotency-Key", "big-1")],
+        &[("Idempotency-Key", "big-1"), auth],
         &too_large,
     )
     .await;
@@ -271,7 +294,10 @@ async fn shutting_down_stops_accepting_and_delivers_what_was_published() {
         server.address,
         "POST",
         "/orders",
-        &[("Idempotency-Key", "stop-1")],
+        &[
+            ("Idempotency-Key", "stop-1"),
+            ("Authorization", &server.customer),
+        ],
         ORDER.as_bytes(),
     )
     .await;
@@ -291,5 +317,225 @@ async fn shutting_down_stops_accepting_and_delivers_what_was_published() {
         ),
         (3, 5, 0),
         "{summary:?}"
+    );
+}
+
+/// Every route of the template with a path that reaches it.
+const ROUTES: [(&str, &str); 5] = [
+    ("POST", "/orders"),
+    ("GET", "/orders/o-404"),
+    ("POST", "/returns"),
+    ("GET", "/returns/RET-404"),
+    ("POST", "/returns/RET-404/received"),
+];
+
+fn assert_refused(response: &Response, status: u16, error: &str, route: &str) {
+    assert_eq!(response.status, status, "{route}: {}", response.body);
+    let message = if status == 401 {
+        "Unauthorized"
+    } else {
+        "Forbidden"
+    };
+    assert_eq!(
+        response.json(),
+        serde_json::json!({ "message": message }),
+        "{route}: API Gateway's own body"
+    );
+    let challenge = response.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains(error),
+        "{route}: challenge {challenge:?} lacks {error:?}"
+    );
+}
+
+/// Whether the function answered (its typed error body or a result), not the authorizer.
+fn reached_the_function(response: &Response) -> bool {
+    !matches!(response.status, 401 | 403) && response.json().get("message").is_none()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_refuses_missing_expired_foreign_and_forged_tokens_as_api_gateway_does() {
+    let server = start().await;
+    let a = server.address;
+    let authority = server.runner.authority();
+    let expired = format!(
+        "Bearer {}",
+        authority
+            .mint(&Grant::customer("C-1").expires_in(-1))
+            .unwrap()
+    );
+    // Signed by a key the runner does not know (someone else's local runner).
+    let foreign_key = format!(
+        "Bearer {}",
+        TokenAuthority::ephemeral()
+            .unwrap()
+            .mint(&Grant::customer("C-1"))
+            .unwrap()
+    );
+    // A valid token whose claims were swapped for another customer's: the signature breaks.
+    let genuine = authority.mint(&Grant::customer("C-1")).unwrap();
+    let other = authority.mint(&Grant::customer("C-2")).unwrap();
+    let (g, o): (Vec<&str>, Vec<&str>) = (genuine.split('.').collect(), other.split('.').collect());
+    let forged = format!("Bearer {}.{}.{}", g[0], o[1], g[2]);
+    let mut foreign_client = Grant::customer("C-1");
+    foreign_client.client_id = "another-apps-client".into();
+    let wrong_audience = format!("Bearer {}", authority.mint(&foreign_client).unwrap());
+    let not_a_jwt = "Bearer not.a.jwt".to_owned();
+
+    for (method, path) in ROUTES {
+        let route = format!("{method} {path}");
+        let none = curl(a, method, path, &[("Idempotency-Key", "k")], b"{}").await;
+        assert_refused(&none, 401, "", &route);
+        assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+        for (token, what) in [
+            (&expired, "expired"),
+            (&foreign_key, "signed by a key"),
+            (&forged, "signature"),
+            (&wrong_audience, "audience"),
+            (&not_a_jwt, "not a valid JWT"),
+        ] {
+            let refused = curl(
+                a,
+                method,
+                path,
+                &[("Idempotency-Key", "k"), ("Authorization", token)],
+                b"{}",
+            )
+            .await;
+            assert_refused(&refused, 401, "error=\"invalid_token\"", &route);
+            let challenge = refused.header("www-authenticate").unwrap_or_default();
+            assert!(challenge.contains(what), "{route}: {what}: {challenge:?}");
+        }
+    }
+
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+    let summary = server.runner.summary();
+    assert_eq!(summary.events_published, 0, "no function ran: {summary:?}");
+    assert_eq!(summary.requests_served, ROUTES.len() * 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receipt_is_for_the_warehouse_token_and_every_other_route_for_customers() {
+    let server = start().await;
+    let a = server.address;
+    for (method, path) in ROUTES {
+        let route = format!("{method} {path}");
+        let as_customer = curl(
+            a,
+            method,
+            path,
+            &[
+                ("Idempotency-Key", "k"),
+                ("Authorization", &server.customer),
+            ],
+            b"{}",
+        )
+        .await;
+        if path.ends_with("/received") {
+            assert_refused(
+                &as_customer,
+                403,
+                "scope=\"commerce/warehouse\" error=\"insufficient_scope\"",
+                &route,
+            );
+        } else {
+            assert!(
+                reached_the_function(&as_customer),
+                "{route}: {}",
+                as_customer.body
+            );
+        }
+    }
+    // A customer in the warehouse group still has no staff scope: the group grants nothing.
+    let grouped = format!(
+        "Bearer {}",
+        server
+            .runner
+            .authority()
+            .mint(&Grant::customer("C-1").in_group("warehouse"))
+            .unwrap()
+    );
+    let refused = curl(
+        a,
+        "POST",
+        "/returns/RET-404/received",
+        &[("Authorization", &grouped)],
+        b"",
+    )
+    .await;
+    assert_refused(
+        &refused,
+        403,
+        "insufficient_scope",
+        "receipt, warehouse group",
+    );
+
+    // The warehouse's token passes the authorizer: the function answers (an unknown return).
+    let staff = curl(
+        a,
+        "POST",
+        "/returns/RET-404/received",
+        &[("Authorization", &server.warehouse)],
+        b"",
+    )
+    .await;
+    assert!(reached_the_function(&staff), "{}", staff.body);
+    assert_eq!(staff.status, 404, "{}", staff.body);
+
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_authorizer_requests_reach_the_functions_and_the_summary_says_so() {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let runner = Arc::new(
+        Runner::load(
+            template,
+            RunnerOptions {
+                authorization: local::auth::Authorization::Off,
+                ..RunnerOptions::in_memory()
+            },
+        )
+        .unwrap(),
+    );
+    assert!(
+        runner.banner().contains("AUTHORIZATION IS OFF"),
+        "{}",
+        runner.banner()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(local::cli::serve(Arc::clone(&runner), listener, async {
+        let _ = stopped.await;
+    }));
+    let staff = curl(a, "POST", "/returns/RET-404/received", &[], b"").await;
+    assert!(reached_the_function(&staff), "{}", staff.body);
+    let expired = format!(
+        "Bearer {}",
+        runner
+            .authority()
+            .mint(&Grant::customer("C-1").expires_in(-60))
+            .unwrap()
+    );
+    let read = curl(
+        a,
+        "GET",
+        "/orders/o-404",
+        &[("Authorization", &expired)],
+        b"",
+    )
+    .await;
+    assert!(reached_the_function(&read), "{}", read.body);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let summary = runner.summary();
+    assert!(summary.authorization_off);
+    assert!(
+        summary.text().starts_with("WARNING: AUTHORIZATION IS OFF"),
+        "{}",
+        summary.text()
     );
 }

@@ -1,4 +1,9 @@
 //! A plain HTTP request/response pair and its API Gateway HTTP API (payload 2.0) adapter.
+//!
+//! The adapter also reads who is calling: the claims API Gateway's JWT authorizer validated
+//! become [`ApiRequest::caller`] ([`crate::auth::Caller`]); handlers ask for it with
+//! [`ApiRequest::caller`] (401 without one) and [`ApiRequest::require_scope`] (403 without the
+//! scope).
 
 use std::collections::BTreeMap;
 
@@ -6,6 +11,8 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use serde::Serialize;
+
+use crate::auth::{self, Caller};
 
 /// Largest request body accepted, in bytes. API Gateway allows 10 MB; no request of ours needs
 /// more than a fraction of this, and bounding it bounds parse time and memory.
@@ -24,6 +31,10 @@ pub struct ApiRequest {
     pub body: Vec<u8>,
     /// The platform's request id (for logs and correlation).
     pub request_id: Option<String>,
+    /// Who is calling, as the API's authorizer validated it (`None`: the request carried no
+    /// validated claims). Only [`ApiRequest::from_apigw`] and the local runner's authorizer set
+    /// it; a handler reads it through [`ApiRequest::caller`].
+    pub identity: Option<Caller>,
 }
 
 impl ApiRequest {
@@ -32,6 +43,31 @@ impl ApiRequest {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The validated caller, or a 401 [`ApiError`] (`Unauthorized`) when the request carries no
+    /// validated identity: never an anonymous customer.
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.identity.as_ref().ok_or_else(|| {
+            tracing::warn!("request without a validated caller identity");
+            auth::unauthorized()
+        })
+    }
+
+    /// The validated caller when it carries `scope`: a 401 without a caller, a 403
+    /// (`Forbidden`) without the scope. The handler-level half of a route's
+    /// `AuthorizationScopes` (defence in depth).
+    pub fn require_scope(&self, scope: &str) -> Result<&Caller, ApiError> {
+        let caller = self.caller()?;
+        caller.require_scope(scope)?;
+        Ok(caller)
+    }
+
+    /// The validated caller when it is in `group`: a 401 without a caller, a 403 otherwise.
+    pub fn require_group(&self, group: &str) -> Result<&Caller, ApiError> {
+        let caller = self.caller()?;
+        caller.require_group(group)?;
+        Ok(caller)
     }
 
     /// The path split into non-empty segments.
@@ -70,7 +106,16 @@ impl ApiRequest {
     }
 
     /// Converts an API Gateway HTTP API 2.0 event. Fails only on a body that is not valid base64.
+    /// The JWT authorizer's claims (`requestContext.authorizer.jwt`) become
+    /// [`ApiRequest::identity`]; a request without them (or whose claims name no subject) has
+    /// none.
     pub fn from_apigw(event: ApiGatewayV2httpRequest) -> Result<Self, ApiError> {
+        let identity = event
+            .request_context
+            .authorizer
+            .as_ref()
+            .and_then(|authorizer| authorizer.jwt.as_ref())
+            .and_then(Caller::from_jwt);
         let headers = event
             .headers
             .iter()
@@ -100,6 +145,7 @@ impl ApiRequest {
             headers,
             body,
             request_id: event.request_context.request_id,
+            identity,
         })
     }
 }
@@ -237,7 +283,15 @@ impl From<ApiError> for ApiResponse {
         }
         error.insert("type".to_owned(), e.error_type.into());
         error.insert("message".to_owned(), e.message.into());
-        ApiResponse::json(e.status, &serde_json::json!({ "error": error }))
+        let response = ApiResponse::json(e.status, &serde_json::json!({ "error": error }));
+        // RFC 6750's challenge, as the API's authorizer sends with its own 401 and 403.
+        match (e.status, e.error_type) {
+            (401, auth::UNAUTHORIZED) => response.with_header("www-authenticate", "Bearer"),
+            (403, auth::FORBIDDEN) => {
+                response.with_header("www-authenticate", "Bearer error=\"insufficient_scope\"")
+            }
+            _ => response,
+        }
     }
 }
 
@@ -294,6 +348,61 @@ mod tests {
             serde_json::json!({ "error": {
                 "type": "ReturnExceedsShipped", "message": "too many", "sku": "MUG", "returnable": 0
             }})
+        );
+    }
+
+    #[test]
+    fn the_authorizer_claims_of_a_fixture_become_the_caller() {
+        let request = ApiRequest::from_apigw(fixture("http/post-order.json")).unwrap();
+        let caller = request.caller().unwrap();
+        assert_eq!(caller.subject(), "456");
+        assert!(!caller.has_scope(auth::DEFAULT_STAFF_SCOPE));
+
+        let receipt = ApiRequest::from_apigw(fixture("http/post-return-received.json")).unwrap();
+        assert!(receipt.require_scope(auth::DEFAULT_STAFF_SCOPE).is_ok());
+    }
+
+    #[test]
+    fn a_request_without_claims_is_a_401_never_an_anonymous_customer() {
+        let request =
+            ApiRequest::from_apigw(fixture("bad/http-post-order-no-claims.json")).unwrap();
+        assert_eq!(request.identity, None);
+        let err = request.caller().unwrap_err();
+        assert_eq!((err.status, err.error_type), (401, auth::UNAUTHORIZED));
+        let response = ApiResponse::from(err);
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        assert!(response.body.contains("\"type\":\"Unauthorized\""));
+        assert_eq!(
+            request
+                .require_scope(auth::DEFAULT_STAFF_SCOPE)
+                .unwrap_err()
+                .status,
+            401
+        );
+    }
+
+    #[test]
+    fn a_customer_token_on_the_receipt_is_a_403() {
+        let request =
+            ApiRequest::from_apigw(fixture("bad/http-post-return-received-customer-token.json"))
+                .unwrap();
+        assert_eq!(request.caller().unwrap().subject(), "456");
+        let err = request
+            .require_scope(auth::DEFAULT_STAFF_SCOPE)
+            .unwrap_err();
+        assert_eq!((err.status, err.error_type), (403, auth::FORBIDDEN));
+        let response = ApiResponse::from(err).into_apigw();
+        assert_eq!(response.status_code, 403);
+        assert_eq!(
+            response.headers["www-authenticate"],
+            "Bearer error=\"insufficient_scope\""
+        );
+        assert_eq!(
+            request
+                .require_group(auth::WAREHOUSE_GROUP)
+                .unwrap_err()
+                .status,
+            403
         );
     }
 

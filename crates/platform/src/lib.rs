@@ -4,6 +4,9 @@
 //!   plain [`http::ApiRequest`] / [`http::ApiResponse`], so domain HTTP handlers carry no AWS types
 //!   and the local runner can serve the very same handlers on loopback. Errors are JSON bodies
 //!   with a stable `type` string.
+//! - [`auth`]: who is calling, as API Gateway's JWT authorizer validated it: the typed
+//!   [`auth::Caller`] (subject, groups, scopes) parsed from the string-valued claims API Gateway
+//!   passes, and the 401/403 answers of the handler-level checks.
 //! - [`config`]: configuration from environment variables only, with errors that name the
 //!   variable, so a misconfigured function fails at init with a clear message.
 //! - [`budget`]: one time budget per invocation ([`budget::Budget`]): work run under it stops
@@ -21,6 +24,7 @@
 //! assert!(response.body.contains("\"type\":\"MissingIdempotencyKey\""));
 //! ```
 
+pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod doc_table;

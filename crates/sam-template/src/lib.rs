@@ -30,7 +30,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 pub use model::{
-    BusSpec, FunctionSpec, HttpRoute, QueueSpec, RedriveSpec, RuleSpec, TableSpec, TargetSpec,
+    BusSpec, FunctionSpec, HttpApiSpec, HttpAuthorizerSpec, HttpRoute, QueueSpec, RedriveSpec,
+    RuleSpec, TableSpec, TargetSpec,
 };
 
 /// Errors reading or interpreting a template.
@@ -472,6 +473,60 @@ Resources:
             .unwrap_err()
             .to_string();
         assert!(err.contains("broken.yaml"), "{err}");
+    }
+
+    #[test]
+    fn routes_carry_their_api_authorizer_and_scopes() {
+        let yaml = r#"
+Parameters:
+  StaffScope: { Type: String, Default: commerce/warehouse }
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            IdentitySource: $request.header.Authorization
+            JwtConfiguration: { issuer: https://issuer, audience: [a] }
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Open: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: get, Path: /open, Auth: { Authorizer: NONE } } }
+        Plain: { Type: HttpApi, Properties: { ApiId: !Ref Api, Method: GET, Path: /plain } }
+        Staff:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Api
+            Method: POST
+            Path: /staff
+            Auth: { Authorizer: Jwt, AuthorizationScopes: [!Ref StaffScope] }
+"#;
+        let t = Template::from_yaml(yaml, "a.yaml").unwrap();
+        let routes = &t.functions()[0].http_routes;
+        let route = |path: &str| routes.iter().find(|r| r.path == path).unwrap();
+        let api = t.http_api(route("/plain").api.as_deref()).unwrap();
+        assert_eq!(api.logical_id.as_deref(), Some("Api"));
+        assert_eq!(api.authorizer_of(route("/plain")), Some("Jwt"));
+        assert_eq!(api.authorizer_of(route("/open")), None);
+        assert_eq!(route("/open").method, "GET");
+        let jwt = &api.authorizers["Jwt"];
+        assert!(jwt.jwt);
+        assert_eq!(
+            jwt.identity_source.as_deref(),
+            Some("$request.header.Authorization")
+        );
+        let scopes = route("/staff").scopes.clone().unwrap();
+        assert_eq!(
+            t.resolve_string(&scopes[0], &Stack::new("s"), "scope")
+                .unwrap(),
+            "commerce/warehouse"
+        );
+        assert_eq!(route("/plain").scopes, None);
+        assert!(t.http_api(Some("Fn")).is_err(), "not an HttpApi");
+        assert_eq!(t.http_api(None).unwrap().default_authorizer, None);
     }
 
     #[test]

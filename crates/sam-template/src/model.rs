@@ -83,12 +83,56 @@ pub struct RuleSpec {
 }
 
 /// An HTTP API route of a function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpRoute {
     /// Method, upper case (`ANY` allowed).
     pub method: String,
     /// Path with `{param}` segments.
     pub path: String,
+    /// Logical id of the `AWS::Serverless::HttpApi` it belongs to (`ApiId: !Ref X`); `None`
+    /// for SAM's implicit API.
+    pub api: Option<String>,
+    /// `Auth.Authorizer` of the route (`NONE` opens it); `None`: the API's default applies.
+    pub authorizer: Option<String>,
+    /// `Auth.AuthorizationScopes` of the route, as written (they may be intrinsics); `None`:
+    /// the authorizer's own scopes apply.
+    pub scopes: Option<Vec<Value>>,
+}
+
+/// An authorizer of an HTTP API (`Auth.Authorizers.<name>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpAuthorizerSpec {
+    /// Its name.
+    pub name: String,
+    /// Whether it is a JWT authorizer (it has a `JwtConfiguration`); else a Lambda authorizer.
+    pub jwt: bool,
+    /// `IdentitySource`, e.g. `$request.header.Authorization`.
+    pub identity_source: Option<String>,
+    /// `AuthorizationScopes` routes get when they name none, as written.
+    pub scopes: Vec<Value>,
+}
+
+/// An `AWS::Serverless::HttpApi` (or SAM's implicit one, from `Globals.HttpApi`): its auth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpApiSpec {
+    /// Logical id (`None`: the implicit API).
+    pub logical_id: Option<String>,
+    /// `Auth.DefaultAuthorizer`.
+    pub default_authorizer: Option<String>,
+    /// `Auth.Authorizers`, by name.
+    pub authorizers: BTreeMap<String, HttpAuthorizerSpec>,
+}
+
+impl HttpApiSpec {
+    /// The authorizer a route ends up with: its own, else the API's default; `None` when the
+    /// route is open (no authorizer, or `NONE`).
+    pub fn authorizer_of<'a>(&'a self, route: &'a HttpRoute) -> Option<&'a str> {
+        route
+            .authorizer
+            .as_deref()
+            .or(self.default_authorizer.as_deref())
+            .filter(|name| *name != "NONE")
+    }
 }
 
 /// A SAM function.
@@ -296,16 +340,23 @@ impl Template {
                         Some("DynamoDB") => {
                             stream_sources.extend(logical_of(&event["Properties"]["Stream"]))
                         }
-                        Some("HttpApi") => http_routes.push(HttpRoute {
-                            method: event["Properties"]["Method"]
-                                .as_str()
-                                .unwrap_or("ANY")
-                                .to_uppercase(),
-                            path: event["Properties"]["Path"]
-                                .as_str()
-                                .unwrap_or("/")
-                                .to_owned(),
-                        }),
+                        Some("HttpApi") => {
+                            let properties = &event["Properties"];
+                            http_routes.push(HttpRoute {
+                                method: properties["Method"]
+                                    .as_str()
+                                    .unwrap_or("ANY")
+                                    .to_uppercase(),
+                                path: properties["Path"].as_str().unwrap_or("/").to_owned(),
+                                api: logical_of(&properties["ApiId"]),
+                                authorizer: properties["Auth"]["Authorizer"]
+                                    .as_str()
+                                    .map(str::to_owned),
+                                scopes: properties["Auth"]["AuthorizationScopes"]
+                                    .as_array()
+                                    .cloned(),
+                            })
+                        }
                         _ => {}
                     }
                 }
@@ -326,6 +377,54 @@ impl Template {
                 }
             })
             .collect()
+    }
+}
+
+impl Template {
+    /// The HTTP API a route belongs to: the `AWS::Serverless::HttpApi` its `ApiId` names, or
+    /// SAM's implicit API (configured by `Globals.HttpApi`) when it names none.
+    pub fn http_api(&self, logical_id: Option<&str>) -> Result<HttpApiSpec, TemplateError> {
+        let properties = match logical_id {
+            Some(id) => {
+                let resource = self
+                    .resource(id)
+                    .filter(|r| r.kind == "AWS::Serverless::HttpApi")
+                    .ok_or_else(|| {
+                        self.invalid(id, "ApiId must name an AWS::Serverless::HttpApi")
+                    })?;
+                resource.properties.clone()
+            }
+            None => self
+                .root()
+                .pointer("/Globals/HttpApi")
+                .cloned()
+                .unwrap_or(Value::Null),
+        };
+        let auth = &properties["Auth"];
+        let authorizers = auth["Authorizers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    HttpAuthorizerSpec {
+                        name: name.clone(),
+                        jwt: a.get("JwtConfiguration").is_some(),
+                        identity_source: a["IdentitySource"].as_str().map(str::to_owned),
+                        scopes: a["AuthorizationScopes"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        Ok(HttpApiSpec {
+            logical_id: logical_id.map(str::to_owned),
+            default_authorizer: auth["DefaultAuthorizer"].as_str().map(str::to_owned),
+            authorizers,
+        })
     }
 }
 
