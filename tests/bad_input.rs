@@ -77,6 +77,7 @@ fn functions() -> &'static Functions {
             support_api: support::api::SupportApi::new(
                 idempotency("request-return"),
                 support_store,
+                platform::auth::DEFAULT_STAFF_SCOPE,
             ),
         }
     })
@@ -457,11 +458,13 @@ fn an_oversized_record_body_never_panics_and_a_huge_field_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // HTTP.
 
+/// A POST by customer 456, as API Gateway's authorizer hands it over.
 fn post(path: &str, key: Option<&str>, body: Vec<u8>) -> ApiRequest {
     let mut request = ApiRequest {
         method: "POST".into(),
         path: path.into(),
         body,
+        identity: Some(platform::auth::Caller::new("456", vec![], vec![], None)),
         ..ApiRequest::default()
     };
     if let Some(key) = key {
@@ -546,7 +549,7 @@ proptest! {
         let response = handle(&post("/orders", Some(&uuid::Uuid::new_v4().to_string()), order.to_string().into_bytes()));
         let kind = assert_client_error(&response)?;
         prop_assert_eq!(response.status, 400);
-        prop_assert!(["InvalidField", "InvalidOrder", "MalformedJson"].contains(&kind.as_str()), "{}", kind);
+        prop_assert!(["InvalidField", "InvalidOrder", "MalformedJson", "CustomerMismatch"].contains(&kind.as_str()), "{}", kind);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use faults::{Fault, FaultPlan, FaultProxy, Rule, Service};
 use platform::http::{ApiRequest, ApiResponse};
 use serde_json::{Value, json};
-use support::{BusRecord, REMAINING, audit_queue, drain_url, fixture, product_sdk, wire};
+use support::{
+    BusRecord, REMAINING, as_customer, audit_queue, drain_url, fixture, product_sdk, wire,
+};
 use testkit::{LocalStack, moto, template};
 
 /// The stack, its functions wired through a fault proxy, and an audit of the bus.
@@ -59,10 +61,9 @@ impl World {
     }
 
     async fn post_order(&self, customer: &str, key: &str, mugs: u32) -> ApiResponse {
-        let mut post = fixture("http/post-order.json");
+        let mut post = as_customer(fixture("http/post-order.json"), customer);
         post.headers.insert("idempotency-key".into(), key.into());
         post.body = serde_json::to_vec(&json!({
-            "customer-id": customer,
             "currency": "USD",
             "items": [{ "sku": "MUG", "quantity": mugs, "unit-price": "12.50" }],
         }))
@@ -73,8 +74,8 @@ impl World {
             .await
     }
 
-    async fn order_status(&self, order_id: &str) -> String {
-        let mut get = fixture("http/get-order.json");
+    async fn order_status(&self, customer: &str, order_id: &str) -> String {
+        let mut get = as_customer(fixture("http/get-order.json"), customer);
         get.path = format!("/orders/{order_id}");
         let response = self
             .functions
@@ -85,8 +86,8 @@ impl World {
         body(&response)["status"].as_str().unwrap().to_owned()
     }
 
-    fn return_request(order_id: &str, key: &str, mugs: u32) -> ApiRequest {
-        let mut post = fixture("http/post-return.json");
+    fn return_request(customer: &str, order_id: &str, key: &str, mugs: u32) -> ApiRequest {
+        let mut post = as_customer(fixture("http/post-return.json"), customer);
         post.headers.insert("idempotency-key".into(), key.into());
         post.body = serde_json::to_vec(&json!({
             "order-id": order_id,
@@ -97,8 +98,14 @@ impl World {
         post
     }
 
-    async fn request_return(&self, order_id: &str, key: &str, mugs: u32) -> ApiResponse {
-        let post = Self::return_request(order_id, key, mugs);
+    async fn request_return(
+        &self,
+        customer: &str,
+        order_id: &str,
+        key: &str,
+        mugs: u32,
+    ) -> ApiResponse {
+        let post = Self::return_request(customer, order_id, key, mugs);
         self.functions
             .support_api
             .handle(&post, Some(REMAINING))
@@ -120,7 +127,7 @@ impl World {
         assert_eq!(created.status, 201, "{}", created.body);
         let order_id = body(&created)["order-id"].as_str().unwrap().to_owned();
         self.settle().await;
-        assert_eq!(self.order_status(&order_id).await, "Shipped");
+        assert_eq!(self.order_status(customer, &order_id).await, "Shipped");
         order_id
     }
 }
@@ -150,7 +157,12 @@ async fn two_customers_sharing_a_key_both_ship() {
     world.settle().await;
     for order in [&a, &b] {
         let id = order["order-id"].as_str().unwrap();
-        assert_eq!(world.order_status(id).await, "Shipped", "order {id}");
+        let customer = order["customer-id"].as_str().unwrap();
+        assert_eq!(
+            world.order_status(customer, id).await,
+            "Shipped",
+            "order {id}"
+        );
     }
     // Two facts, not one fact with two bodies.
     assert_eq!(world.bus.copies_of("OrderCreated"), 2, "{:?}", world.bus);
@@ -164,7 +176,7 @@ async fn one_key_for_two_orders_returns_brings_both_to_returned() {
     let second = world.shipped_order("C-1", "order-b", 1).await;
     let mut returns = Vec::new();
     for order in [&first, &second] {
-        let requested = world.request_return(order, "return-key-1", 1).await;
+        let requested = world.request_return("C-1", order, "return-key-1", 1).await;
         assert_eq!(requested.status, 201, "{}", requested.body);
         returns.push(body(&requested)["return-id"].as_str().unwrap().to_owned());
     }
@@ -174,8 +186,8 @@ async fn one_key_for_two_orders_returns_brings_both_to_returned() {
         assert_eq!(received.status, 200, "{}", received.body);
     }
     world.settle().await;
-    assert_eq!(world.order_status(&first).await, "Returned");
-    assert_eq!(world.order_status(&second).await, "Returned");
+    assert_eq!(world.order_status("C-1", &first).await, "Returned");
+    assert_eq!(world.order_status("C-1", &second).await, "Returned");
     assert_eq!(world.bus.copies_of("ReturnReceived"), 2, "{:?}", world.bus);
 }
 
@@ -189,14 +201,14 @@ async fn an_order_taken_during_a_bus_outage_ships_without_a_client_retry() {
     let order_id = body(&created)["order-id"].as_str().unwrap().to_owned();
     world.settle().await;
     assert_eq!(
-        world.order_status(&order_id).await,
+        world.order_status("C-1", &order_id).await,
         "Open",
         "nothing moves while the bus is down"
     );
 
     world.proxy.set_plan(FaultPlan::none());
     world.settle().await;
-    assert_eq!(world.order_status(&order_id).await, "Shipped");
+    assert_eq!(world.order_status("C-1", &order_id).await, "Shipped");
     assert_eq!(world.bus.copies_of("OrderCreated"), 1, "{:?}", world.bus);
 }
 
@@ -204,7 +216,7 @@ async fn an_order_taken_during_a_bus_outage_ships_without_a_client_retry() {
 async fn a_receipt_during_a_bus_outage_returns_the_order_without_a_retry() {
     let mut world = World::new().await;
     let order_id = world.shipped_order("C-1", "order-1", 1).await;
-    let requested = world.request_return(&order_id, "return-1", 1).await;
+    let requested = world.request_return("C-1", &order_id, "return-1", 1).await;
     let return_id = body(&requested)["return-id"].as_str().unwrap().to_owned();
 
     world.proxy.set_plan(bus_outage());
@@ -212,20 +224,20 @@ async fn a_receipt_during_a_bus_outage_returns_the_order_without_a_retry() {
     assert_eq!(received.status, 200, "{}", received.body);
     assert_eq!(body(&received)["status"], "Received");
     world.settle().await;
-    assert_eq!(world.order_status(&order_id).await, "Shipped");
+    assert_eq!(world.order_status("C-1", &order_id).await, "Shipped");
 
     world.proxy.set_plan(FaultPlan::none());
     world.settle().await;
-    assert_eq!(world.order_status(&order_id).await, "Returned");
+    assert_eq!(world.order_status("C-1", &order_id).await, "Returned");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_returns_of_one_mug_on_an_order_of_two_refuse_the_third() {
     let mut world = World::new().await;
     let order_id = world.shipped_order("C-1", "order-1", 2).await;
-    let first = world.request_return(&order_id, "r-1", 1).await;
-    let second = world.request_return(&order_id, "r-2", 1).await;
-    let third = world.request_return(&order_id, "r-3", 1).await;
+    let first = world.request_return("C-1", &order_id, "r-1", 1).await;
+    let second = world.request_return("C-1", &order_id, "r-2", 1).await;
+    let third = world.request_return("C-1", &order_id, "r-3", 1).await;
     assert_eq!((first.status, second.status), (201, 201), "{}", second.body);
     assert_eq!(third.status, 409, "{}", third.body);
     let error = &body(&third)["error"];
@@ -234,7 +246,7 @@ async fn three_returns_of_one_mug_on_an_order_of_two_refuse_the_third() {
     assert_eq!(error["returnable"], 0, "{error}");
 
     // A refusal is not a fact; a retry of an accepted request is not a second one.
-    let again = world.request_return(&order_id, "r-1", 1).await;
+    let again = world.request_return("C-1", &order_id, "r-1", 1).await;
     assert_eq!(again.status, 201, "{}", again.body);
     world.settle().await;
     assert_eq!(world.bus.copies_of("ReturnRequested"), 2, "{:?}", world.bus);
@@ -244,12 +256,12 @@ async fn three_returns_of_one_mug_on_an_order_of_two_refuse_the_third() {
 async fn two_concurrent_requests_for_the_last_unit_one_wins() {
     let mut world = World::new().await;
     let order_id = world.shipped_order("C-1", "order-1", 2).await;
-    let first = world.request_return(&order_id, "r-1", 1).await;
+    let first = world.request_return("C-1", &order_id, "r-1", 1).await;
     assert_eq!(first.status, 201, "{}", first.body);
 
     let (a, b) = (
-        World::return_request(&order_id, "r-2", 1),
-        World::return_request(&order_id, "r-3", 1),
+        World::return_request("C-1", &order_id, "r-2", 1),
+        World::return_request("C-1", &order_id, "r-3", 1),
     );
     let api = &world.functions.support_api;
     let (a, b) = tokio::join!(
@@ -283,7 +295,7 @@ async fn a_create_rerun_after_the_order_moved_on_republishes_the_same_fact() {
 
     // The order moved on while the client was away; its retry re-runs the create.
     let order_id = orders::domain::Order::id_for("C-1", "rerun-1");
-    assert_eq!(world.order_status(&order_id).await, "Shipped");
+    assert_eq!(world.order_status("C-1", &order_id).await, "Shipped");
     tokio::time::sleep(REMAINING).await;
     let retried = world.post_order("C-1", "rerun-1", 1).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
@@ -365,4 +377,77 @@ async fn a_store_that_hangs_past_the_deadline_gets_a_typed_503_in_time() {
     world.proxy.release_hung();
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(body(&answer)["error"]["type"], "DeadlineExceeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_customer_can_neither_read_nor_return_my_order_and_only_staff_receive() {
+    let mut world = World::new().await;
+    let order_id = world.shipped_order("C-1", "mine-1", 2).await;
+    let mut get = as_customer(fixture("http/get-order.json"), "C-2");
+    get.path = format!("/orders/{order_id}");
+    let read = world
+        .functions
+        .orders_api
+        .handle(&get, Some(REMAINING))
+        .await;
+    assert_eq!(read.status, 404, "no existence leak: {}", read.body);
+
+    // A stranger who knows the order id and the key the owner will use: not a return of theirs.
+    let stolen = world.request_return("C-2", &order_id, "r-1", 1).await;
+    assert_eq!(stolen.status, 409, "{}", stolen.body);
+    assert_eq!(body(&stolen)["error"]["type"], "OrderNotShipped");
+    let mine = world.request_return("C-1", &order_id, "r-1", 1).await;
+    assert_eq!(
+        mine.status, 201,
+        "the owner's claim is their own: {}",
+        mine.body
+    );
+    assert_eq!(mine.header("idempotent-replayed"), None);
+    let return_id = body(&mine)["return-id"].as_str().unwrap().to_owned();
+
+    let mut get = as_customer(fixture("http/get-return.json"), "C-2");
+    get.path = format!("/returns/{return_id}");
+    let api = &world.functions.support_api;
+    assert_eq!(api.handle(&get, Some(REMAINING)).await.status, 404);
+    let mut own = as_customer(fixture("http/get-return.json"), "C-1");
+    own.path = format!("/returns/{return_id}");
+    assert_eq!(api.handle(&own, Some(REMAINING)).await.status, 200);
+
+    // The customer cannot mark their own return received; nobody can without claims.
+    let mut receipt = as_customer(fixture("http/post-return-received.json"), "C-1");
+    receipt.path = format!("/returns/{return_id}/received");
+    let refused = api.handle(&receipt, Some(REMAINING)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    receipt.identity = None;
+    assert_eq!(api.handle(&receipt, Some(REMAINING)).await.status, 401);
+    world.settle().await;
+    assert_eq!(world.order_status("C-1", &order_id).await, "Shipped");
+    assert_eq!(world.bus.copies_of("ReturnReceived"), 0, "{:?}", world.bus);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_naming_another_customer_in_its_body_is_refused() {
+    let world = World::new().await;
+    let mut post = as_customer(fixture("http/post-order.json"), "C-1");
+    let mut order: Value = serde_json::from_slice(&post.body).unwrap();
+    order["customer-id"] = "C-2".into();
+    post.body = serde_json::to_vec(&order).unwrap();
+    let refused = world
+        .functions
+        .orders_api
+        .handle(&post, Some(REMAINING))
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(body(&refused)["error"]["type"], "CustomerMismatch");
+    post.identity = None;
+    let anonymous = world
+        .functions
+        .orders_api
+        .handle(&post, Some(REMAINING))
+        .await;
+    assert_eq!(
+        anonymous.status, 401,
+        "never an anonymous customer: {}",
+        anonymous.body
+    );
 }

@@ -20,8 +20,9 @@ use faults::{Fault, FaultPlan, FaultProxy, FaultStats, Rule, Service, codes};
 use platform::http::ApiRequest;
 use serde_json::Value;
 use support::{
-    BusRecord, ClientFigures, Deliveries, REMAINING, TableState, audit_queue, drain_url, fixture,
-    idempotency_records, json, product_sdk, send, settle_all, table_state, wire,
+    BusRecord, ClientFigures, Deliveries, REMAINING, TableState, as_customer, audit_queue,
+    drain_url, fixture, idempotency_records, json, product_sdk, send, settle_all, table_state,
+    wire,
 };
 use testkit::{LocalStack, moto, template};
 
@@ -130,9 +131,13 @@ async fn lifecycle(plan: FaultPlan) -> Run {
 
     let mut order_ids = Vec::new();
     for n in 0..ORDERS {
-        let mut post = with_key(fixture("http/post-order.json"), &format!("order-key-{n}"));
+        let customer = format!("C-{n}");
+        let mut post = as_customer(
+            with_key(fixture("http/post-order.json"), &format!("order-key-{n}")),
+            &customer,
+        );
         let mut body: Value = serde_json::from_slice(&post.body).unwrap();
-        body["customer-id"] = format!("C-{n}").into();
+        body["customer-id"] = customer.into();
         post.body = serde_json::to_vec(&body).unwrap();
         let api = &functions.orders_api;
         let first = send(&mut client, || api.handle(&post, Some(REMAINING))).await;
@@ -148,8 +153,8 @@ async fn lifecycle(plan: FaultPlan) -> Run {
     }
 
     settle_all(&stack, &sqs, &functions, &mut tally).await;
-    for order_id in &order_ids {
-        let mut get = fixture("http/get-order.json");
+    for (n, order_id) in order_ids.iter().enumerate() {
+        let mut get = as_customer(fixture("http/get-order.json"), &format!("C-{n}"));
         get.path = format!("/orders/{order_id}");
         let api = &functions.orders_api;
         let order = json(&send(&mut client, || api.handle(&get, Some(REMAINING))).await);
@@ -157,7 +162,10 @@ async fn lifecycle(plan: FaultPlan) -> Run {
     }
 
     for (n, order_id) in order_ids.iter().take(RETURNED).enumerate() {
-        let mut post = with_key(fixture("http/post-return.json"), &format!("return-key-{n}"));
+        let mut post = as_customer(
+            with_key(fixture("http/post-return.json"), &format!("return-key-{n}")),
+            &format!("C-{n}"),
+        );
         let mut body: Value = serde_json::from_slice(&post.body).unwrap();
         body["order-id"] = order_id.clone().into();
         post.body = serde_json::to_vec(&body).unwrap();
@@ -179,7 +187,7 @@ async fn lifecycle(plan: FaultPlan) -> Run {
 
     settle_all(&stack, &sqs, &functions, &mut tally).await;
     for (n, order_id) in order_ids.iter().enumerate() {
-        let mut get = fixture("http/get-order.json");
+        let mut get = as_customer(fixture("http/get-order.json"), &format!("C-{n}"));
         get.path = format!("/orders/{order_id}");
         let api = &functions.orders_api;
         let order = json(&send(&mut client, || api.handle(&get, Some(REMAINING))).await);

@@ -356,6 +356,12 @@ fn order_request(i: usize) -> ApiRequest {
         method: "POST".into(),
         path: "/orders".into(),
         body: body.to_string().into_bytes(),
+        identity: Some(platform::auth::Caller::new(
+            format!("C-{}", i % 1_000),
+            vec![],
+            vec![],
+            None,
+        )),
         ..ApiRequest::default()
     };
     request

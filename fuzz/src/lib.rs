@@ -54,15 +54,11 @@ pub fn functions() -> &'static Functions {
                     InMemoryPublisher::new(),
                 ),
             ],
-            orders_api: orders::api::OrdersApi::new(
-                idempotency("create-order"),
-                orders_store,
-                Arc::new(InMemoryPublisher::new()),
-            ),
+            orders_api: orders::api::OrdersApi::new(idempotency("create-order"), orders_store),
             support_api: support::api::SupportApi::new(
                 idempotency("request-return"),
                 support_store,
-                Arc::new(InMemoryPublisher::new()),
+                platform::auth::DEFAULT_STAFF_SCOPE,
             ),
         }
     })

@@ -76,6 +76,12 @@ pub fn fixture(name: &str) -> ApiRequest {
         .unwrap()
 }
 
+/// `request` as `customer` sends it: API Gateway's authorizer hands the function their identity.
+pub fn as_customer(mut request: ApiRequest, customer: &str) -> ApiRequest {
+    request.identity = Some(platform::auth::Caller::new(customer, vec![], vec![], None));
+    request
+}
+
 /// A response's JSON body.
 pub fn json(response: &ApiResponse) -> Value {
     serde_json::from_str(&response.body).unwrap()

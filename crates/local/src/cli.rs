@@ -48,7 +48,7 @@ const AFTER_HELP: &str = "Examples:
   curl -X POST localhost:3000/orders -H \"Authorization: Bearer $TOKEN\" -H 'Idempotency-Key: k-1' \\
        -d '{\"customer-id\":\"C-1\",\"currency\":\"EUR\",\"items\":[{\"sku\":\"MUG\",\"quantity\":1,\"unit-price\":\"9.90\"}]}'
   cargo run -p local -- token --warehouse             a token for POST /returns/{id}/received
-  cargo run -p local -- --no-auth                     serve with every route open (experiments only)
+  cargo run -p local -- --no-auth                     serve with tokens read unchecked (experiments only)
   cargo run -p local -- demo --duplicates 0.5         the lifecycle, half of everything delivered twice
   cargo run -p local -- replay events/eventbridge/order-created.json
   cargo run -p local -- --json replay events/sqs/*.json
@@ -102,9 +102,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub concurrent_retries: bool,
 
-    /// Serve without the authorizer: every route open, bearer tokens read without any check
-    /// (signature, issuer, audience, expiry, scopes). For quick experiments; the banner, every
-    /// request line and the summary say so.
+    /// Serve without the authorizer: bearer tokens are read without any check (signature,
+    /// issuer, audience, expiry, route scopes), so any token names any caller. The functions
+    /// still act only for the caller a token names (no token: their own 401) and still check
+    /// staff scope themselves. For quick experiments; the banner, every request line and the
+    /// summary say so.
     #[arg(long, global = true)]
     pub no_auth: bool,
 

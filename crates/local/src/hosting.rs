@@ -356,7 +356,11 @@ pub(crate) fn host(
                 let idempotency =
                     wiring.idempotency(function, &config.idempotency_table, "request-return", 0);
                 (
-                    Some(Arc::new(support::api::SupportApi::new(idempotency, store))),
+                    Some(Arc::new(support::api::SupportApi::new(
+                        idempotency,
+                        store,
+                        &config.staff_scope,
+                    ))),
                     None,
                 )
             }

@@ -511,8 +511,24 @@ async fn without_the_authorizer_requests_reach_the_functions_and_the_summary_say
     let task = tokio::spawn(local::cli::serve(Arc::clone(&runner), listener, async {
         let _ = stopped.await;
     }));
-    let staff = curl(a, "POST", "/returns/RET-404/received", &[], b"").await;
-    assert!(reached_the_function(&staff), "{}", staff.body);
+    // No scope is checked on the way in: the customer's request reaches the receipt's handler,
+    // whose own check refuses it (defence in depth).
+    let customer = format!("Bearer {}", runner.customer_token("C-1").unwrap());
+    let staff = curl(
+        a,
+        "POST",
+        "/returns/RET-404/received",
+        &[("Authorization", &customer)],
+        b"",
+    )
+    .await;
+    assert_eq!(staff.status, 403, "{}", staff.body);
+    assert_eq!(
+        staff.json()["error"]["type"],
+        "Forbidden",
+        "the handler's answer"
+    );
+    // An expired token still names its caller.
     let expired = format!(
         "Bearer {}",
         runner
@@ -529,6 +545,11 @@ async fn without_the_authorizer_requests_reach_the_functions_and_the_summary_say
     )
     .await;
     assert!(reached_the_function(&read), "{}", read.body);
+    assert_eq!(read.status, 404, "{}", read.body);
+    // Without a token there is nobody to act for: the function says 401 itself.
+    let anonymous = curl(a, "GET", "/orders/o-404", &[], b"").await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(anonymous.json()["error"]["type"], "Unauthorized");
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
     let summary = runner.summary();
@@ -538,4 +559,55 @@ async fn without_the_authorizer_requests_reach_the_functions_and_the_summary_say
         "{}",
         summary.text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_customer_reads_and_returns_only_their_own_orders_with_real_tokens() {
+    let server = start().await;
+    let a = server.address;
+    let body = br#"{"currency":"EUR","items":[{"sku":"MUG","quantity":1,"unit-price":"9.90"}]}"#;
+    let created = curl(
+        a,
+        "POST",
+        "/orders",
+        &[
+            ("Authorization", &server.customer),
+            ("Idempotency-Key", "own-1"),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let order = created.json();
+    assert_eq!(
+        order["customer-id"], "C-1",
+        "the customer is the token's subject"
+    );
+    let path = format!("/orders/{}", order["order-id"].as_str().unwrap());
+
+    let other = format!("Bearer {}", server.runner.customer_token("C-2").unwrap());
+    let foreign = curl(a, "GET", &path, &[("Authorization", &other)], b"").await;
+    assert_eq!(foreign.status, 404, "no existence leak: {}", foreign.body);
+    let own = curl(a, "GET", &path, &[("Authorization", &server.customer)], b"").await;
+    assert_eq!(own.status, 200, "{}", own.body);
+
+    // The same client key from another customer is another order.
+    let theirs = curl(
+        a,
+        "POST",
+        "/orders",
+        &[
+            ("Authorization", &other),
+            ("Idempotency-Key", "own-1"),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert_eq!(theirs.header("idempotent-replayed"), None);
+    assert_ne!(theirs.json()["order-id"], order["order-id"]);
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
 }

@@ -16,6 +16,42 @@ use crate::store::{OrderStore, StoreError};
 /// Response header set on a replayed create.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
+/// The body of `POST /orders`: the order without its customer, who is the caller (the token's
+/// subject). A `customer-id` may still be sent (clients written before authentication did);
+/// one that names someone else is refused, never used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OrderRequest {
+    /// Must be absent or the caller's own id.
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    /// ISO 4217 code of a supported currency.
+    pub currency: contracts::Currency,
+    /// The lines ordered.
+    pub items: Vec<contracts::OrderItem>,
+}
+
+impl OrderRequest {
+    /// The order `customer` asks for; a 400 when the body names another customer.
+    pub fn for_customer(self, customer: &str) -> Result<CreateOrder, ApiError> {
+        if self
+            .customer_id
+            .as_deref()
+            .is_some_and(|named| named != customer)
+        {
+            return Err(ApiError::bad_request(
+                "CustomerMismatch",
+                "customer-id names another customer than the caller; omit it (the customer is the token's subject)",
+            ));
+        }
+        Ok(CreateOrder {
+            customer_id: customer.to_owned(),
+            currency: self.currency,
+            items: self.items,
+        })
+    }
+}
+
 /// Why a create that was claimed did not complete (its claim is released: the client may retry).
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -70,7 +106,7 @@ impl OrdersApi {
         if route(request, "POST", &["orders"]).is_some() {
             self.create(request, remaining).await
         } else if let Some(params) = route(request, "GET", &["orders", "*"]) {
-            self.get(params[0]).await
+            self.get(request, params[0]).await
         } else {
             Err(ApiError::new(
                 404,
@@ -80,10 +116,14 @@ impl OrdersApi {
         }
     }
 
-    async fn get(&self, order_id: &str) -> Result<ApiResponse, ApiError> {
+    /// The caller's own order; another customer's is answered as if it did not exist.
+    async fn get(&self, request: &ApiRequest, order_id: &str) -> Result<ApiResponse, ApiError> {
+        let caller = request.caller()?;
         match self.store.get(order_id).await {
-            Ok(Some(order)) => Ok(ApiResponse::json(200, &order)),
-            Ok(None) => Err(ApiError::not_found(format!("order {order_id}"))),
+            Ok(Some(order)) if order.customer_id == caller.subject() => {
+                Ok(ApiResponse::json(200, &order))
+            }
+            Ok(_) => Err(ApiError::not_found(format!("order {order_id}"))),
             Err(e) => Err(ApiError::unavailable(e)),
         }
     }
@@ -101,7 +141,10 @@ impl OrdersApi {
         })?;
         let key = IdempotencyKey::new(key)
             .map_err(|e| ApiError::bad_request("InvalidIdempotencyKey", e.to_string()))?;
-        let body: CreateOrder = request.json()?;
+        let caller = request.caller()?;
+        let body = request
+            .json::<OrderRequest>()?
+            .for_customer(caller.subject())?;
         body.validate()
             .map_err(|e| ApiError::bad_request("InvalidOrder", e.to_string()))?;
 

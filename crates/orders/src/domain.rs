@@ -9,8 +9,11 @@ use sha2::{Digest, Sha256};
 pub const MAX_ITEMS: usize = 100;
 /// Most units of one line.
 pub const MAX_QUANTITY: u32 = 1_000;
-/// Longest SKU or customer id.
+/// Longest SKU.
 pub const MAX_ID_LEN: usize = 64;
+/// Longest customer id: the identity provider's subject (a Cognito `sub` is a 36-character UUID;
+/// other providers' subjects are longer, e.g. `auth0|…`).
+pub const MAX_CUSTOMER_ID_LEN: usize = 128;
 
 /// The body of `POST /orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +50,16 @@ pub enum InvalidOrder {
         /// The field, e.g. `items[2].sku`.
         field: String,
     },
+    /// A customer id (the caller's subject) that is empty, too long or not visible ASCII.
+    #[error("the customer id must be 1 to {MAX_CUSTOMER_ID_LEN} visible ASCII characters")]
+    CustomerId,
     /// The total does not fit.
     #[error("the order total is too large")]
     TotalOverflow,
+}
+
+fn valid_customer_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_CUSTOMER_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn valid_id(s: &str) -> bool {
@@ -62,10 +72,8 @@ fn valid_id(s: &str) -> bool {
 impl CreateOrder {
     /// Checks the request and computes its exact total.
     pub fn validate(&self) -> Result<Money, InvalidOrder> {
-        if !valid_id(&self.customer_id) {
-            return Err(InvalidOrder::Identifier {
-                field: "customer-id".into(),
-            });
+        if !valid_customer_id(&self.customer_id) {
+            return Err(InvalidOrder::CustomerId);
         }
         if self.items.is_empty() {
             return Err(InvalidOrder::NoItems);

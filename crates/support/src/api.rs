@@ -59,15 +59,23 @@ impl From<ReturnError> for ApiError {
 pub struct SupportApi {
     idempotency: Idempotency,
     store: Arc<dyn SupportStore>,
+    /// The scope that makes a caller warehouse staff (who alone may mark a return received).
+    staff_scope: String,
     clock: fn() -> DateTime<Utc>,
 }
 
 impl SupportApi {
-    /// Wires the API to its idempotency layer and store.
-    pub fn new(idempotency: Idempotency, store: Arc<dyn SupportStore>) -> Self {
+    /// Wires the API to its idempotency layer and store; `staff_scope` is the scope a caller
+    /// needs to mark a return received.
+    pub fn new(
+        idempotency: Idempotency,
+        store: Arc<dyn SupportStore>,
+        staff_scope: impl Into<String>,
+    ) -> Self {
         Self {
             idempotency,
             store,
+            staff_scope: staff_scope.into(),
             clock: Utc::now,
         }
     }
@@ -95,11 +103,17 @@ impl SupportApi {
         if route(request, "POST", &["returns"]).is_some() {
             self.request_return(request, remaining).await
         } else if let Some(params) = route(request, "POST", &["returns", "*", "received"]) {
+            // Staff only, whatever the route's own authorization says (defence in depth).
+            request.require_scope(&self.staff_scope)?;
             self.receive(params[0]).await
         } else if let Some(params) = route(request, "GET", &["returns", "*"]) {
+            // The caller's own return; another customer's is answered as if it did not exist.
+            let caller = request.caller()?;
             match self.store.get_return(params[0]).await {
-                Ok(Some(ret)) => Ok(ApiResponse::json(200, &ret)),
-                Ok(None) => Err(ApiError::not_found(format!("return {}", params[0]))),
+                Ok(Some(ret)) if ret.customer_id == caller.subject() => {
+                    Ok(ApiResponse::json(200, &ret))
+                }
+                Ok(_) => Err(ApiError::not_found(format!("return {}", params[0]))),
                 Err(e) => Err(ApiError::unavailable(e)),
             }
         } else {
@@ -128,8 +142,11 @@ impl SupportApi {
         body.validate()
             .map_err(|e| ApiError::bad_request("InvalidReturn", e.to_string()))?;
 
-        let material =
-            serde_json::json!({ "order-id": body.order_id, "idempotency-key": key.as_str() });
+        // Scoped by the caller too: a stranger's request with another customer's order and key
+        // claims its own record, never replays theirs.
+        let customer = request.caller()?.subject().to_owned();
+        let material = serde_json::json!({ "customer-id": customer,
+            "order-id": body.order_id, "idempotency-key": key.as_str() });
         let mut idem = Request::new(&material)
             .and_then(|r| r.validate(&body))
             .map_err(ApiError::internal)?;
@@ -140,7 +157,7 @@ impl SupportApi {
         let return_id = Return::id_for(&body.order_id, &key);
         match self
             .idempotency
-            .run(&idem, || self.create_return(body, key))
+            .run(&idem, || self.create_return(body, key, &customer))
             .await
         {
             Ok(Outcome::Fresh(ret)) => {
@@ -198,11 +215,15 @@ impl SupportApi {
         &self,
         body: RequestReturn,
         key: IdempotencyKey,
+        customer: &str,
     ) -> Result<Return, ReturnError> {
+        // Another customer's order is answered as one support has not seen ship: no existence
+        // leak.
         let (shipped, returned) = self
             .store
             .shipped_order(&body.order_id)
             .await?
+            .filter(|(shipped, _)| shipped.customer_id == customer)
             .ok_or_else(|| ReturnError::NotShipped(body.order_id.clone()))?;
         let ret = Return::request(body, &shipped, &returned, key, (self.clock)())?;
         let metadata = Metadata::first(ret.requested_key(), ret.order_id.clone(), ret.requested_at);

@@ -36,6 +36,8 @@ pub struct Config {
     pub idempotency_table: String,
     /// `SUPPORT_TABLE`.
     pub support_table: String,
+    /// `STAFF_SCOPE` (default `commerce/warehouse`): the scope of warehouse staff.
+    pub staff_scope: String,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             event_bus: env.required("EVENT_BUS_NAME")?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
             support_table: env.required("SUPPORT_TABLE")?,
+            staff_scope: platform::auth::staff_scope(env),
         })
     }
 }
@@ -65,6 +68,7 @@ pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::SupportApi
             IdempotencyConfig::new("request-return"),
         ),
         store(config, &ddb),
+        &config.staff_scope,
     )
 }
 

@@ -29,6 +29,7 @@ fn harness() -> Harness {
                 IdempotencyConfig::new("request-return"),
             ),
             Arc::new(store.clone()),
+            platform::auth::DEFAULT_STAFF_SCOPE,
         ),
         projection: ShippedOrdersProjection::new(Arc::new(store.clone())),
         store,
