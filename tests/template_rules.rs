@@ -477,3 +477,66 @@ fn the_policy_checks_catch_a_spoofable_producer_and_a_wildcard_resource() {
         "wildcard resource"
     );
 }
+
+#[test]
+fn log_groups_never_block_a_redeploy() {
+    // A named log group kept by a failed first deploy makes every later create fail with
+    // "already exists": CloudFormation names them, and deletes them when their create fails.
+    let t = template();
+    let groups: Vec<_> = t.resources_of("AWS::Logs::LogGroup").collect();
+    assert!(!groups.is_empty());
+    for group in groups {
+        let id = &group.logical_id;
+        assert_eq!(
+            group.properties["LogGroupName"],
+            Value::Null,
+            "{id} is named"
+        );
+        assert_eq!(
+            group.raw["DeletionPolicy"], "RetainExceptOnCreate",
+            "{id}: kept on stack deletion, removed when the create that made it fails"
+        );
+        assert!(
+            group.properties["RetentionInDays"].is_object()
+                || group.properties["RetentionInDays"].is_u64(),
+            "{id} keeps logs forever"
+        );
+    }
+}
+
+#[test]
+fn no_function_reserves_concurrency_unless_asked() {
+    // A fresh account's concurrency quota can be as low as 10, and Lambda keeps 100 unreserved:
+    // any literal reservation fails the first deploy.
+    let t = template();
+    let root = t.root();
+    for f in t.functions() {
+        let reserved = &f.properties["ReservedConcurrentExecutions"];
+        if reserved.is_null() {
+            continue;
+        }
+        let branches = reserved["Fn::If"].as_array().unwrap_or_else(|| {
+            panic!(
+                "{}: ReservedConcurrentExecutions must be conditional",
+                f.logical_id
+            )
+        });
+        let condition = branches[0].as_str().unwrap();
+        let parameter = branches[1]["Ref"].as_str().unwrap();
+        assert_eq!(
+            branches[2],
+            serde_json::json!({"Ref": "AWS::NoValue"}),
+            "{}",
+            f.logical_id
+        );
+        assert_eq!(
+            root["Parameters"][parameter]["Default"], 0,
+            "{parameter} reserves nothing by default"
+        );
+        assert_eq!(
+            root["Conditions"][condition],
+            serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, "0"]}]}),
+            "{condition} holds only when {parameter} is not 0"
+        );
+    }
+}

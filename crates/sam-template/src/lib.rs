@@ -475,6 +475,29 @@ Resources:
     }
 
     #[test]
+    fn a_variable_set_to_no_value_is_absent_like_on_aws() {
+        let yaml = r#"
+Globals:
+  Function:
+    Environment:
+      Variables:
+        KEPT: "1"
+        AWS_ENDPOINT_URL: !Ref AWS::NoValue
+        DROPPED_HERE: "2"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          DROPPED_HERE: !Ref AWS::NoValue
+"#;
+        let t = Template::from_yaml(yaml, "t.yaml").unwrap();
+        let names: Vec<_> = t.functions()[0].environment.keys().cloned().collect();
+        assert_eq!(names, ["KEPT"]);
+    }
+
+    #[test]
     fn ref_to_an_unknown_resource_is_an_error() {
         let t = Template::from_yaml(YAML, "t.yaml").unwrap();
         let v = serde_json::json!({"Ref": "Nope"});

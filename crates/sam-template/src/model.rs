@@ -98,7 +98,8 @@ pub struct FunctionSpec {
     pub code_uri: Option<String>,
     /// The Cargo binary: `Metadata.BuildProperties.Binary`, else the logical id.
     pub binary: String,
-    /// Environment variables (Globals merged), values as written (long-form intrinsics).
+    /// Environment variables (Globals merged), values as written (long-form intrinsics); a
+    /// variable set to `!Ref AWS::NoValue` is absent, as CloudFormation deploys it.
     pub environment: BTreeMap<String, Value>,
     /// Logical ids of the SQS queues that feed it.
     pub sqs_sources: Vec<String>,
@@ -277,6 +278,9 @@ impl Template {
                 {
                     environment.extend(vars.clone());
                 }
+                // CloudFormation drops a variable whose value is `AWS::NoValue`: the deployed
+                // function does not have it.
+                environment.retain(|_, value| !is_no_value(value));
                 let mut sqs_sources = Vec::new();
                 let mut http_routes = Vec::new();
                 for event in p["Events"].as_object().into_iter().flat_map(|e| e.values()) {
@@ -314,6 +318,11 @@ impl Template {
             })
             .collect()
     }
+}
+
+/// Whether a value is `!Ref AWS::NoValue`, which removes the property it is the value of.
+fn is_no_value(value: &Value) -> bool {
+    value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue")
 }
 
 fn as_u32(value: &Value) -> Option<u32> {

@@ -46,6 +46,60 @@ pub fn template() -> Template {
     Template::load(workspace_root().join("template.yaml")).expect("template.yaml parses")
 }
 
+/// The SAM CLI's Python interpreter (`.venv/sam`), which also has SAM's template translator.
+/// Panics naming the command that installs it when it is missing.
+pub fn sam_python() -> PathBuf {
+    let python = workspace_root().join(".venv/sam/bin/python");
+    assert!(
+        python.exists(),
+        "the SAM CLI is not installed ({} is missing): run `scripts/python-tools sam` \
+         (or the README's test command, `scripts/test`, which does it)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `scripts/<script>` with the SAM CLI's Python in the workspace root, `stdin` on its
+/// standard input and exactly the environment `env` (nothing inherited but `PATH`); returns its
+/// standard output. Panics with its standard error when it fails.
+pub fn run_sam_script(
+    script: &str,
+    args: &[&str],
+    stdin: &str,
+    env: &[(String, String)],
+) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(sam_python())
+        .arg(workspace_root().join("scripts").join(script))
+        .args(args)
+        .current_dir(workspace_root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting scripts/{script}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("writing to scripts/{script}: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the script prints UTF-8 JSON")
+}
+
 /// A running moto server.
 #[derive(Debug)]
 pub struct Moto {
