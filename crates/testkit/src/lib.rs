@@ -100,6 +100,33 @@ pub fn run_sam_script(
     String::from_utf8(out.stdout).expect("the script prints UTF-8 JSON")
 }
 
+/// A template as `sam deploy` creates it: expanded by SAM's own translator
+/// (`scripts/sam-expand.py`), every role, policy and permission SAM adds included. `yaml` is the
+/// SAM template's text; `name` names it in errors.
+pub fn expand(yaml: &str, name: &str) -> Template {
+    let json = run_sam_script(
+        "sam-expand.py",
+        &["-"],
+        yaml,
+        &[("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned())],
+    );
+    Template::from_yaml(&json, &format!("{name} (expanded by SAM)"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The product's template as `sam deploy` creates it (see [`expand`]), expanded once per test
+/// binary.
+pub fn expanded_template() -> Template {
+    static EXPANDED: OnceLock<Template> = OnceLock::new();
+    EXPANDED
+        .get_or_init(|| {
+            let path = workspace_root().join("template.yaml");
+            let yaml = std::fs::read_to_string(&path).expect("template.yaml is readable");
+            expand(&yaml, "template.yaml")
+        })
+        .clone()
+}
+
 /// A running moto server.
 #[derive(Debug)]
 pub struct Moto {
