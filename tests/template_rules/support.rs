@@ -2,8 +2,6 @@
 //! environment) beside the CloudFormation SAM expands it to (what `sam deploy` creates: every role
 //! and policy, those SAM adds included).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
-
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
