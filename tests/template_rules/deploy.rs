@@ -159,3 +159,75 @@ fn dead_letter_queues_are_kept_and_take_only_their_own_queues_redrive() {
         );
     }
 }
+
+#[test]
+fn both_environments_deploy_unattended_tagged_and_prod_only_into_its_account() {
+    let shown: Value = serde_json::from_str(&testkit::run_sam_script(
+        "samconfig-show.py",
+        &["default", "prod"],
+        "",
+        &[],
+    ))
+    .unwrap();
+    for env in ["default", "prod"] {
+        let p = &shown[env];
+        assert_eq!(
+            p["confirm_changeset"], false,
+            "{env}: CI deploys without a prompt"
+        );
+        assert_eq!(
+            p["fail_on_empty_changeset"], false,
+            "{env}: nothing to change is success"
+        );
+        assert_eq!(p["tags"]["project"], "commerce", "{env}");
+        assert_eq!(
+            p["tags"]["stage"], p["parameter_overrides"]["Stage"],
+            "{env}"
+        );
+    }
+    let prod = &shown["prod"];
+    assert_eq!(prod["parameter_overrides"]["Stage"], "prod");
+    assert!(
+        prod["profile"].is_string(),
+        "prod's credentials come from a named profile"
+    );
+
+    // The template refuses a prod stack that names no account, and any stack created in another
+    // account than the one it names.
+    let t = template();
+    let rules = &t.root()["Rules"];
+    let prod_rule = rules
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| {
+            r["RuleCondition"] == serde_json::json!({"Fn::Equals": [{"Ref": "Stage"}, "prod"]})
+        })
+        .expect("a rule for prod stacks");
+    assert_eq!(
+        prod_rule["Assertions"][0]["Assert"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "DeployAccountId"}, ""]}]})
+    );
+    let account_rule = rules
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| {
+            r["Assertions"][0]["Assert"]
+                == serde_json::json!({"Fn::Equals": [{"Ref": "AWS::AccountId"}, {"Ref": "DeployAccountId"}]})
+        })
+        .expect("a rule comparing the account with DeployAccountId");
+    assert_eq!(
+        account_rule["RuleCondition"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "DeployAccountId"}, ""]}]})
+    );
+    // A placeholder account would fail every prod deploy with a misleading message.
+    if let Some(account) = prod["parameter_overrides"]["DeployAccountId"].as_str() {
+        assert!(
+            account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && account != "000000000000",
+            "DeployAccountId={account}"
+        );
+    }
+}
