@@ -31,16 +31,26 @@ pub struct Config {
     pub event_bus: String,
     /// `IDEMPOTENCY_TABLE`.
     pub idempotency_table: String,
+    /// `IDEMPOTENCY_KEY_PREFIX`: the function's own part of the idempotency table (its records
+    /// are `<prefix>#<operation>#<hash>`, and IAM lets it reach no other). Configuration, not the
+    /// function's physical name, so replacing a function does not orphan its live records.
+    pub idempotency_prefix: String,
     /// `FULFILLMENT_TABLE`.
     pub fulfillment_table: String,
 }
 
 impl Config {
+    /// The idempotency record prefix of `operation`: `<IDEMPOTENCY_KEY_PREFIX>#<operation>`.
+    pub fn key_prefix(&self, operation: &str) -> String {
+        format!("{}#{operation}", self.idempotency_prefix)
+    }
+
     /// Reads the configuration; names the missing variable on failure.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus: env.required("EVENT_BUS_NAME")?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            idempotency_prefix: env.required("IDEMPOTENCY_KEY_PREFIX")?,
             fulfillment_table: env.required("FULFILLMENT_TABLE")?,
         })
     }
@@ -56,7 +66,9 @@ pub fn wire_events(config: &Config, sdk: &aws_config::SdkConfig) -> Consumer {
         ))),
         Idempotency::new(
             DynamoDbStore::new(ddb, &config.idempotency_table),
-            IdempotencyConfig::new("fulfil").local_cache(1024),
+            IdempotencyConfig::new("fulfil")
+                .key_prefix(config.key_prefix("fulfil"))
+                .local_cache(1024),
         ),
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus),
     )

@@ -141,9 +141,9 @@ struct Wiring<'a> {
 impl Wiring<'_> {
     fn idempotency(
         &mut self,
-        function: &FunctionTopology,
         table: &str,
         operation: &str,
+        key_prefix: String,
         cache: usize,
     ) -> Idempotency {
         let store: Arc<dyn IdempotencyStore> = match &self.ddb {
@@ -155,10 +155,10 @@ impl Wiring<'_> {
                 .or_insert_with(|| Arc::new(InMemoryStore::new()))
                 .clone(),
         };
-        // On Lambda the prefix is `$AWS_LAMBDA_FUNCTION_NAME#<operation>`; the physical name
-        // keeps that, so functions sharing the table never share records, as deployed.
+        // The function's own prefix from its template environment (IDEMPOTENCY_KEY_PREFIX), as
+        // deployed: functions sharing the table never share records.
         let config = IdempotencyConfig::new(operation)
-            .key_prefix(format!("{}#{operation}", function.name))
+            .key_prefix(key_prefix)
             .local_cache(cache);
         Idempotency::from_arc(store, config)
     }
@@ -302,84 +302,102 @@ pub(crate) fn host(
         let wrong = config_error(topology, function);
         let publisher = wiring.publisher(index, function)?;
         let mut relay: Option<(Arc<dyn StreamConsumer>, TableKind)> = None;
-        let (api, consumer): (Option<Arc<dyn HttpFunction>>, Option<Consumer>) = match function
-            .binary
-            .as_str()
-        {
-            "orders-api" => {
-                let config = orders::Config::from_env(&env).map_err(&wrong)?;
-                let store = wiring.orders(&config.orders_table);
-                order_stores.insert(config.orders_table.clone(), Arc::clone(&store));
-                let idempotency =
-                    wiring.idempotency(function, &config.idempotency_table, "create-order", 0);
-                (
-                    Some(Arc::new(orders::api::OrdersApi::new(idempotency, store))),
-                    None,
-                )
-            }
-            "orders-outbox-relay" => {
-                BusConfig::from_env(&env).map_err(&wrong)?;
-                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
-                relay = Some((Arc::new(orders::outbox_relay(publisher)), TableKind::Orders));
-                (None, None)
-            }
-            "support-outbox-relay" => {
-                BusConfig::from_env(&env).map_err(&wrong)?;
-                let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
-                relay = Some((
-                    Arc::new(support::outbox_relay(publisher)),
-                    TableKind::Support,
-                ));
-                (None, None)
-            }
-            "orders-events" => {
-                let config = orders::Config::from_env(&env).map_err(&wrong)?;
-                let store = wiring.orders(&config.orders_table);
-                order_stores.insert(config.orders_table.clone(), Arc::clone(&store));
-                let idempotency =
-                    wiring.idempotency(function, &config.idempotency_table, "apply-status", 1024);
-                let handler = orders::projection::OrderStatusProjection::new(store);
-                (None, Some(Consumer::new(handler, idempotency, publisher)))
-            }
-            "fulfillment-events" => {
-                let config = fulfillment::Config::from_env(&env).map_err(&wrong)?;
-                let store = wiring.fulfillment(&config.fulfillment_table);
-                fulfillment_store.get_or_insert_with(|| Arc::clone(&store));
-                let idempotency =
-                    wiring.idempotency(function, &config.idempotency_table, "fulfil", 1024);
-                let handler = fulfillment::handler::FulfillmentHandler::new(store);
-                (None, Some(Consumer::new(handler, idempotency, publisher)))
-            }
-            "support-api" => {
-                let config = support::Config::from_env(&env).map_err(&wrong)?;
-                let store = wiring.support(&config.support_table);
-                let idempotency =
-                    wiring.idempotency(function, &config.idempotency_table, "request-return", 0);
-                (
-                    Some(Arc::new(support::api::SupportApi::new(
-                        idempotency,
-                        store,
-                        &config.staff_scope,
-                    ))),
-                    None,
-                )
-            }
-            "support-events" => {
-                let config = support::Config::from_env(&env).map_err(&wrong)?;
-                let store = wiring.support(&config.support_table);
-                let idempotency =
-                    wiring.idempotency(function, &config.idempotency_table, "record-shipped", 1024);
-                let handler = support::projection::ShippedOrdersProjection::new(store);
-                (None, Some(Consumer::new(handler, idempotency, publisher)))
-            }
-            other => {
-                return Err(LocalError::Unsupported {
-                    path: topology.path.clone(),
-                    at: format!("{}.Metadata.BuildProperties.Binary", function.logical_id),
-                    problem: format!("the local runner does not host binary `{other}`"),
-                });
-            }
-        };
+        let (api, consumer): (Option<Arc<dyn HttpFunction>>, Option<Consumer>) =
+            match function.binary.as_str() {
+                "orders-api" => {
+                    let config = orders::Config::from_env(&env).map_err(&wrong)?;
+                    let store = wiring.orders(&config.orders_table);
+                    order_stores.insert(config.orders_table.clone(), Arc::clone(&store));
+                    let idempotency = wiring.idempotency(
+                        &config.idempotency_table,
+                        "create-order",
+                        config.key_prefix("create-order"),
+                        0,
+                    );
+                    (
+                        Some(Arc::new(orders::api::OrdersApi::new(idempotency, store))),
+                        None,
+                    )
+                }
+                "orders-outbox-relay" => {
+                    BusConfig::from_env(&env).map_err(&wrong)?;
+                    let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
+                    relay = Some((Arc::new(orders::outbox_relay(publisher)), TableKind::Orders));
+                    (None, None)
+                }
+                "support-outbox-relay" => {
+                    BusConfig::from_env(&env).map_err(&wrong)?;
+                    let publisher: Arc<dyn EventPublisher> = Arc::new(publisher);
+                    relay = Some((
+                        Arc::new(support::outbox_relay(publisher)),
+                        TableKind::Support,
+                    ));
+                    (None, None)
+                }
+                "orders-events" => {
+                    let config = orders::Config::from_env(&env).map_err(&wrong)?;
+                    let store = wiring.orders(&config.orders_table);
+                    order_stores.insert(config.orders_table.clone(), Arc::clone(&store));
+                    let idempotency = wiring.idempotency(
+                        &config.idempotency_table,
+                        "apply-status",
+                        config.key_prefix("apply-status"),
+                        1024,
+                    );
+                    let handler = orders::projection::OrderStatusProjection::new(store);
+                    (None, Some(Consumer::new(handler, idempotency, publisher)))
+                }
+                "fulfillment-events" => {
+                    let config = fulfillment::Config::from_env(&env).map_err(&wrong)?;
+                    let store = wiring.fulfillment(&config.fulfillment_table);
+                    fulfillment_store.get_or_insert_with(|| Arc::clone(&store));
+                    let idempotency = wiring.idempotency(
+                        &config.idempotency_table,
+                        "fulfil",
+                        config.key_prefix("fulfil"),
+                        1024,
+                    );
+                    let handler = fulfillment::handler::FulfillmentHandler::new(store);
+                    (None, Some(Consumer::new(handler, idempotency, publisher)))
+                }
+                "support-api" => {
+                    let config = support::Config::from_env(&env).map_err(&wrong)?;
+                    let store = wiring.support(&config.support_table);
+                    let idempotency = wiring.idempotency(
+                        &config.idempotency_table,
+                        "request-return",
+                        config.key_prefix("request-return"),
+                        0,
+                    );
+                    (
+                        Some(Arc::new(support::api::SupportApi::new(
+                            idempotency,
+                            store,
+                            &config.staff_scope,
+                        ))),
+                        None,
+                    )
+                }
+                "support-events" => {
+                    let config = support::Config::from_env(&env).map_err(&wrong)?;
+                    let store = wiring.support(&config.support_table);
+                    let idempotency = wiring.idempotency(
+                        &config.idempotency_table,
+                        "record-shipped",
+                        config.key_prefix("record-shipped"),
+                        1024,
+                    );
+                    let handler = support::projection::ShippedOrdersProjection::new(store);
+                    (None, Some(Consumer::new(handler, idempotency, publisher)))
+                }
+                other => {
+                    return Err(LocalError::Unsupported {
+                        path: topology.path.clone(),
+                        at: format!("{}.Metadata.BuildProperties.Binary", function.logical_id),
+                        problem: format!("the local runner does not host binary `{other}`"),
+                    });
+                }
+            };
 
         let has_routes = topology.routes.iter().any(|r| r.function == index);
         if has_routes && api.is_none() {

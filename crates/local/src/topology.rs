@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sam_template::{Stack, Template};
+use sam_template::{FunctionSpec, Stack, Template};
 use serde_json::Value;
 
 use crate::LocalError;
@@ -148,7 +148,7 @@ impl RouteTopology {
 pub enum PublishGrant {
     /// No statement allows `events:PutEvents`: every entry is denied.
     None,
-    /// Only these sources (`Condition: StringEquals: events:source`).
+    /// Only these sources (`events:source` under `ForAllValues:StringEquals` or `StringEquals`).
     Sources(Vec<String>),
     /// Any source (a statement without a source condition, or a policy the runner cannot read).
     Any,
@@ -240,38 +240,41 @@ fn strings(value: &Value) -> Vec<String> {
     }
 }
 
-/// Reads the `events:PutEvents` grants of a function's `Policies`.
-fn publish_grant(properties: &Value) -> PublishGrant {
-    let policies = match &properties["Policies"] {
-        Value::Null => return PublishGrant::None,
+/// Reads the `events:PutEvents` grants of a function: its SAM `Policies` and the statements of its
+/// `Role` when the role is a resource of the template.
+fn publish_grant(template: &Template, function: &FunctionSpec) -> PublishGrant {
+    let policies = match &function.properties["Policies"] {
         Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
         other => vec![other.clone()],
     };
+    if policies
+        .iter()
+        .any(|policy| policy.get("Statement").is_none())
+    {
+        // A managed policy name or a SAM policy template: its grants are not in the template,
+        // so the runner does not second-guess them.
+        return PublishGrant::Any;
+    }
     let mut sources = Vec::new();
     let mut granted = false;
-    for policy in &policies {
-        let Some(statements) = policy.get("Statement") else {
-            // A managed policy name or a SAM policy template: its grants are not in the
-            // template, so the runner does not second-guess them.
-            return PublishGrant::Any;
-        };
-        let statements = match statements {
-            Value::Array(items) => items.clone(),
-            other => vec![other.clone()],
-        };
-        for statement in statements {
-            let allows = statement["Effect"] == "Allow"
-                && strings(&statement["Action"])
-                    .iter()
-                    .any(|a| a == "events:PutEvents" || a == "events:*" || a == "*");
-            if !allows {
-                continue;
-            }
-            granted = true;
-            match statement.pointer("/Condition/StringEquals/events:source") {
-                Some(condition) => sources.extend(strings(condition)),
-                None => return PublishGrant::Any,
-            }
+    for statement in template.policy_statements(function) {
+        let allows = statement["Effect"] == "Allow"
+            && strings(&statement["Action"])
+                .iter()
+                .any(|a| a == "events:PutEvents" || a == "events:*" || a == "*");
+        if !allows {
+            continue;
+        }
+        granted = true;
+        // `events:source` is multivalued for PutEvents: `ForAllValues:StringEquals` says every
+        // entry's source is one of these; a plain `StringEquals` reads the same for one entry.
+        let condition = ["ForAllValues:StringEquals", "StringEquals"]
+            .iter()
+            .find_map(|op| statement.pointer(&format!("/Condition/{op}/events:source")));
+        match condition {
+            Some(condition) => sources.extend(strings(condition)),
+            None => return PublishGrant::Any,
         }
     }
     if granted {
@@ -512,7 +515,7 @@ impl Topology {
                 timeout,
                 queues: fed_by,
                 streams: fed_by_streams,
-                publish: publish_grant(&spec.properties),
+                publish: publish_grant(template, &spec),
             });
         }
 

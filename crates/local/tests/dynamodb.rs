@@ -74,13 +74,13 @@ async fn the_demo_on_dynamodb_ends_like_the_in_memory_run_with_duplicates() {
         .iter()
         .filter_map(|i| i.get("id").and_then(|v| v.as_s().ok()).cloned())
         .collect();
-    let name = &stack.stack.name;
+    // Each function's records under its own IDEMPOTENCY_KEY_PREFIX, as deployed.
     for prefix in [
-        format!("{name}-OrdersApiFunction#create-order#"),
-        format!("{name}-FulfillmentEventsFunction#fulfil#"),
-        format!("{name}-OrdersEventsFunction#apply-status#"),
-        format!("{name}-SupportEventsFunction#record-shipped#"),
-        format!("{name}-SupportApiFunction#request-return#"),
+        "orders-api#create-order#",
+        "fulfillment-events#fulfil#",
+        "orders-events#apply-status#",
+        "support-events#record-shipped#",
+        "support-api#request-return#",
     ] {
         assert!(
             ids.iter().any(|id| id.starts_with(&prefix)),

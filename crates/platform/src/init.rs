@@ -352,8 +352,8 @@ pub enum WarmUp {
     /// Nothing before the first event: the first event's calls open the connections.
     Off,
     /// One cheap request to DynamoDB during init (an eventually consistent `GetItem` of an
-    /// absent key in `IDEMPOTENCY_TABLE`: half a read unit), so the first event finds the TCP
-    /// and TLS connection open. Failures are ignored; it never takes more than
+    /// absent key, `<IDEMPOTENCY_KEY_PREFIX>#warm-up`, in `IDEMPOTENCY_TABLE`: half a read
+    /// unit), so the first event finds the TCP and TLS connection open. Failures are ignored; it never takes more than
     /// [`WARM_UP_LIMIT`].
     DynamoDb,
 }
@@ -393,10 +393,15 @@ pub async fn function<C, T>(
 async fn warm_up<F: Fn(&str) -> Option<String>>(sdk: &aws_config::SdkConfig, env: &Env<F>) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let table = env.required("IDEMPOTENCY_TABLE").unwrap_or_default();
+    // Under the function's own prefix: IAM lets it read no other key of the table.
+    let key = format!(
+        "{}#warm-up",
+        env.required("IDEMPOTENCY_KEY_PREFIX").unwrap_or_default()
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk)
         .get_item()
         .table_name(table)
-        .key("id", AttributeValue::S("platform#warm-up".to_owned()))
+        .key("id", AttributeValue::S(key))
         .customize()
         .config_override(
             aws_sdk_dynamodb::config::Builder::default()

@@ -530,6 +530,73 @@ Resources:
     }
 
     #[test]
+    fn a_variable_set_to_no_value_is_absent_like_on_aws() {
+        let yaml = r#"
+Globals:
+  Function:
+    Environment:
+      Variables:
+        KEPT: "1"
+        AWS_ENDPOINT_URL: !Ref AWS::NoValue
+        DROPPED_HERE: "2"
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          DROPPED_HERE: !Ref AWS::NoValue
+"#;
+        let t = Template::from_yaml(yaml, "t.yaml").unwrap();
+        let names: Vec<_> = t.functions()[0].environment.keys().cloned().collect();
+        assert_eq!(names, ["KEPT"]);
+    }
+
+    #[test]
+    fn a_function_gets_the_statements_of_its_policies_and_of_its_role() {
+        let yaml = r#"
+Resources:
+  Inline:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement: [{ Sid: A, Effect: Allow, Action: s3:GetObject, Resource: x }]
+        - AmazonS3ReadOnlyAccess
+  Explicit:
+    Type: AWS::Serverless::Function
+    Properties:
+      Role: !GetAtt ExplicitRole.Arn
+  ExplicitRole:
+    Type: AWS::IAM::Role
+    Properties:
+      Policies:
+        - PolicyName: own
+          PolicyDocument:
+            Statement: { Sid: B, Effect: Allow, Action: sqs:ReceiveMessage, Resource: q }
+  Extra:
+    Type: AWS::IAM::Policy
+    Properties:
+      Roles: [!Ref ExplicitRole]
+      PolicyDocument:
+        Statement: [{ Sid: C, Effect: Allow, Action: logs:PutLogEvents, Resource: l }]
+"#;
+        let t = Template::from_yaml(yaml, "t.yaml").unwrap();
+        let sids = |id: &str| -> Vec<String> {
+            let f = t
+                .functions()
+                .into_iter()
+                .find(|f| f.logical_id == id)
+                .unwrap();
+            t.policy_statements(&f)
+                .iter()
+                .map(|s| s["Sid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(sids("Inline"), ["A"]);
+        assert_eq!(sids("Explicit"), ["B", "C"]);
+    }
+
+    #[test]
     fn ref_to_an_unknown_resource_is_an_error() {
         let t = Template::from_yaml(YAML, "t.yaml").unwrap();
         let v = serde_json::json!({"Ref": "Nope"});

@@ -144,7 +144,8 @@ pub struct FunctionSpec {
     pub code_uri: Option<String>,
     /// The Cargo binary: `Metadata.BuildProperties.Binary`, else the logical id.
     pub binary: String,
-    /// Environment variables (Globals merged), values as written (long-form intrinsics).
+    /// Environment variables (Globals merged), values as written (long-form intrinsics); a
+    /// variable set to `!Ref AWS::NoValue` is absent, as CloudFormation deploys it.
     pub environment: BTreeMap<String, Value>,
     /// Logical ids of the SQS queues that feed it.
     pub sqs_sources: Vec<String>,
@@ -152,6 +153,9 @@ pub struct FunctionSpec {
     pub stream_sources: Vec<String>,
     /// Its HTTP API routes.
     pub http_routes: Vec<HttpRoute>,
+    /// Logical id of its execution role, when `Role` is a `!GetAtt <Role>.Arn` of the template
+    /// (`None`: SAM creates one from `Policies`).
+    pub role: Option<String>,
     /// Its whole `Properties` (Globals not merged).
     pub properties: Value,
 }
@@ -329,6 +333,9 @@ impl Template {
                 {
                     environment.extend(vars.clone());
                 }
+                // CloudFormation drops a variable whose value is `AWS::NoValue`: the deployed
+                // function does not have it.
+                environment.retain(|_, value| !is_no_value(value));
                 let mut sqs_sources = Vec::new();
                 let mut stream_sources = Vec::new();
                 let mut http_routes = Vec::new();
@@ -373,11 +380,70 @@ impl Template {
                     sqs_sources,
                     stream_sources,
                     http_routes,
+                    role: logical_of(&p["Role"]),
                     properties: p.clone(),
                 }
             })
             .collect()
     }
+
+    /// The IAM statements an `AWS::IAM::Role` of the template carries: its inline `Policies`
+    /// and every `AWS::IAM::Policy` or `AWS::IAM::ManagedPolicy` of the template attached to it.
+    /// Managed policies named by ARN (`ManagedPolicyArns`) are not in the template, so not here.
+    pub fn role_statements(&self, role: &str) -> Vec<Value> {
+        let mut documents: Vec<&Value> = Vec::new();
+        if let Some(r) = self.resource(role) {
+            documents.extend(
+                r.properties["Policies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| &p["PolicyDocument"]),
+            );
+        }
+        for kind in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"] {
+            for policy in self.resources_of(kind) {
+                let attached = policy.properties["Roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| logical_of(r).as_deref() == Some(role));
+                if attached {
+                    documents.push(&policy.properties["PolicyDocument"]);
+                }
+            }
+        }
+        documents.into_iter().flat_map(statements_of).collect()
+    }
+
+    /// The IAM statements a function is granted in the template: those of SAM's `Policies`
+    /// (inline statements; SAM policy templates and managed policy names are not statements) and
+    /// those of its `Role` when the role is a resource of the template.
+    pub fn policy_statements(&self, function: &FunctionSpec) -> Vec<Value> {
+        let mut statements: Vec<Value> = match &function.properties["Policies"] {
+            Value::Array(policies) => policies.iter().flat_map(statements_of).collect(),
+            policy @ Value::Object(_) => statements_of(policy),
+            _ => Vec::new(),
+        };
+        if let Some(role) = &function.role {
+            statements.extend(self.role_statements(role));
+        }
+        statements
+    }
+}
+
+/// The statements of a policy document (`Statement` may be one statement or a list).
+fn statements_of(document: &Value) -> Vec<Value> {
+    match &document["Statement"] {
+        Value::Array(items) => items.clone(),
+        statement @ Value::Object(_) => vec![statement.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a value is `!Ref AWS::NoValue`, which removes the property it is the value of.
+fn is_no_value(value: &Value) -> bool {
+    value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue")
 }
 
 impl Template {

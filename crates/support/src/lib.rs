@@ -34,6 +34,10 @@ pub struct Config {
     pub event_bus: String,
     /// `IDEMPOTENCY_TABLE`.
     pub idempotency_table: String,
+    /// `IDEMPOTENCY_KEY_PREFIX`: the function's own part of the idempotency table (its records
+    /// are `<prefix>#<operation>#<hash>`, and IAM lets it reach no other). Configuration, not the
+    /// function's physical name, so replacing a function does not orphan its live records.
+    pub idempotency_prefix: String,
     /// `SUPPORT_TABLE`.
     pub support_table: String,
     /// `STAFF_SCOPE` (default `commerce/warehouse`): the scope of warehouse staff.
@@ -41,11 +45,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The idempotency record prefix of `operation`: `<IDEMPOTENCY_KEY_PREFIX>#<operation>`.
+    pub fn key_prefix(&self, operation: &str) -> String {
+        format!("{}#{operation}", self.idempotency_prefix)
+    }
+
     /// Reads the configuration; names the missing variable on failure.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus: env.required("EVENT_BUS_NAME")?,
             idempotency_table: env.required("IDEMPOTENCY_TABLE")?,
+            idempotency_prefix: env.required("IDEMPOTENCY_KEY_PREFIX")?,
             support_table: env.required("SUPPORT_TABLE")?,
             staff_scope: platform::auth::staff_scope(env),
         })
@@ -65,7 +75,8 @@ pub fn wire_api(config: &Config, sdk: &aws_config::SdkConfig) -> api::SupportApi
     api::SupportApi::new(
         Idempotency::new(
             DynamoDbStore::new(ddb.clone(), &config.idempotency_table),
-            IdempotencyConfig::new("request-return"),
+            IdempotencyConfig::new("request-return")
+                .key_prefix(config.key_prefix("request-return")),
         ),
         store(config, &ddb),
         &config.staff_scope,
@@ -93,7 +104,9 @@ pub fn wire_events(config: &Config, sdk: &aws_config::SdkConfig) -> Consumer {
         projection::ShippedOrdersProjection::new(store(config, &ddb)),
         Idempotency::new(
             DynamoDbStore::new(ddb, &config.idempotency_table),
-            IdempotencyConfig::new("record-shipped").local_cache(1024),
+            IdempotencyConfig::new("record-shipped")
+                .key_prefix(config.key_prefix("record-shipped"))
+                .local_cache(1024),
         ),
         EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &config.event_bus),
     )

@@ -46,6 +46,87 @@ pub fn template() -> Template {
     Template::load(workspace_root().join("template.yaml")).expect("template.yaml parses")
 }
 
+/// The SAM CLI's Python interpreter (`.venv/sam`), which also has SAM's template translator.
+/// Panics naming the command that installs it when it is missing.
+pub fn sam_python() -> PathBuf {
+    let python = workspace_root().join(".venv/sam/bin/python");
+    assert!(
+        python.exists(),
+        "the SAM CLI is not installed ({} is missing): run `scripts/python-tools sam` \
+         (or the README's test command, `scripts/test`, which does it)",
+        python.display()
+    );
+    python
+}
+
+/// Runs `scripts/<script>` with the SAM CLI's Python in the workspace root, `stdin` on its
+/// standard input and exactly the environment `env` (nothing inherited but `PATH`); returns its
+/// standard output. Panics with its standard error when it fails.
+pub fn run_sam_script(
+    script: &str,
+    args: &[&str],
+    stdin: &str,
+    env: &[(String, String)],
+) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(sam_python())
+        .arg(workspace_root().join("scripts").join(script))
+        .args(args)
+        .current_dir(workspace_root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting scripts/{script}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("writing to scripts/{script}: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the script prints UTF-8 JSON")
+}
+
+/// A template as `sam deploy` creates it: expanded by SAM's own translator
+/// (`scripts/sam-expand.py`), every role, policy and permission SAM adds included. `yaml` is the
+/// SAM template's text; `name` names it in errors.
+pub fn expand(yaml: &str, name: &str) -> Template {
+    let json = run_sam_script(
+        "sam-expand.py",
+        &["-"],
+        yaml,
+        &[("AWS_DEFAULT_REGION".to_owned(), REGION.to_owned())],
+    );
+    Template::from_yaml(&json, &format!("{name} (expanded by SAM)"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The product's template as `sam deploy` creates it (see [`expand`]), expanded once per test
+/// binary.
+pub fn expanded_template() -> Template {
+    static EXPANDED: OnceLock<Template> = OnceLock::new();
+    EXPANDED
+        .get_or_init(|| {
+            let path = workspace_root().join("template.yaml");
+            let yaml = std::fs::read_to_string(&path).expect("template.yaml is readable");
+            expand(&yaml, "template.yaml")
+        })
+        .clone()
+}
+
 /// A running moto server.
 #[derive(Debug)]
 pub struct Moto {
