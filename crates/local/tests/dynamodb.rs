@@ -83,7 +83,7 @@ async fn the_demo_on_dynamodb_ends_like_the_in_memory_run_with_duplicates() {
         "support-api#request-return#",
     ] {
         assert!(
-            ids.iter().any(|id| id.starts_with(&prefix)),
+            ids.iter().any(|id| id.starts_with(prefix)),
             "no record starting {prefix} in {ids:?}"
         );
     }
