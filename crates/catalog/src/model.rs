@@ -487,6 +487,44 @@ Resources:
     }
 
     #[test]
+    fn examples_are_filed_under_their_detail_type_and_bad_ones_name_their_file() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ex");
+        std::fs::create_dir(&dir).unwrap();
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/eventbridge");
+        std::fs::copy(
+            format!("{fixtures}/order-picked.json"),
+            dir.join("picked.json"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "not an example").unwrap();
+        let mut catalog = catalog_of("").unwrap();
+        catalog.load_examples(root.path(), "ex").unwrap();
+        let picked = &catalog.event("OrderPicked").unwrap().examples;
+        assert_eq!(picked.len(), 1);
+        assert_eq!(
+            (picked[0].name.as_str(), picked[0].path.as_str()),
+            ("picked", "ex/picked.json")
+        );
+        assert!(catalog.event("OrderCreated").unwrap().examples.is_empty());
+
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("picked.json")).unwrap())
+                .unwrap();
+        event["detail"]["data"]["items"] = Value::from("SKU-1");
+        std::fs::write(dir.join("wrong.json"), event.to_string()).unwrap();
+        let err = catalog_of("")
+            .unwrap()
+            .load_examples(root.path(), "ex")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("ex/wrong.json: not an example of the contract"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_template_without_exactly_one_bus_is_refused() {
         let err = Catalog::from_template(
             &Template::from_yaml("Resources: { Q: { Type: AWS::SQS::Queue } }", "n.yaml").unwrap(),
