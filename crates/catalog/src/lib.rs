@@ -38,6 +38,7 @@ pub mod asyncapi;
 pub mod dialect;
 mod envelope;
 mod error;
+mod examples;
 mod model;
 pub mod registry;
 mod routes;
