@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `demo`, `replay`, `bench`, `token`.
+//! The command line: `serve` (the default), `demo`, `replay`, `bench`, `token`, `routes`.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -53,6 +53,7 @@ const AFTER_HELP: &str = "Examples:
   cargo run -p local -- replay events/eventbridge/order-created.json
   cargo run -p local -- --json replay events/sqs/*.json
   cargo run --profile runner -p local -- bench        events routed and handled per second
+  cargo run -p local -- routes                        who publishes each event, which rule, queue and function get it
 
 Exit status: 0 done (serve: stopped with Ctrl-C), 1 error (bad template, fixture or option), \
 2 command-line usage error, 3 demo final state differs, 130 demo, replay or bench interrupted.";
@@ -172,6 +173,10 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = crate::auth::DEFAULT_LIFETIME_SECS, allow_negative_numbers = true)]
         expires_in: i64,
     },
+    /// Print the routing table of the event catalog (the model asyncapi.yaml is generated
+    /// from): each detail type, its producer, and every rule, queue and consuming function
+    /// that receives it.
+    Routes,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -298,6 +303,9 @@ pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
     if let Command::Bench { orders, repeat } = command {
         return run_bench(out, &cli, &template, orders, repeat).await;
     }
+    if let Command::Routes = command {
+        return run_routes(out, &template);
+    }
     if let Command::Token {
         customer,
         warehouse,
@@ -344,7 +352,7 @@ pub async fn run(cli: Cli) -> Result<Completion, LocalError> {
         Command::Serve { port } => run_serve(out, &template, options, port).await,
         Command::Demo => run_demo(out, &cli, &template, options).await,
         Command::Replay { files } => run_replay(out, &template, options, &files).await,
-        Command::Bench { .. } | Command::Token { .. } => Ok(Completion::Done),
+        Command::Bench { .. } | Command::Token { .. } | Command::Routes => Ok(Completion::Done),
     }
 }
 
@@ -404,6 +412,15 @@ fn run_token(
             "signing_key": path.display().to_string(),
         }),
     );
+    Ok(Completion::Done)
+}
+
+fn run_routes(out: Out, template: &Template) -> Result<Completion, LocalError> {
+    let routes = catalog::Catalog::from_template(template)?.routes();
+    out.text(&catalog::routes_text(&routes));
+    for route in &routes {
+        out.json("route", route);
+    }
     Ok(Completion::Done)
 }
 
@@ -700,7 +717,7 @@ mod tests {
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
-        for sub in ["serve", "demo", "replay", "bench", "token"] {
+        for sub in ["serve", "demo", "replay", "bench", "token", "routes"] {
             assert!(help.contains(sub), "{sub} missing from --help");
         }
         for sub in command.get_subcommands() {

@@ -11,6 +11,10 @@ pub enum LocalError {
     #[error(transparent)]
     Template(#[from] TemplateError),
 
+    /// The event catalog could not be read from the template (`local routes`).
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+
     /// A rule's event pattern is not one the EventBridge pattern engine accepts.
     #[error("template {path}: {rule}.Properties.EventPattern: not a valid event pattern: {source}")]
     Pattern {
@@ -149,6 +153,7 @@ impl LocalError {
             Self::Template(TemplateError::Io { .. }) => "TemplateUnreadable",
             Self::Template(TemplateError::Yaml { .. }) => "TemplateNotYaml",
             Self::Template(_) => "TemplateInvalid",
+            Self::Catalog(_) => "CatalogInvalid",
             Self::Pattern { .. } => "InvalidEventPattern",
             Self::Unsupported { .. } => "TemplateUnsupported",
             Self::FunctionConfig { .. } => "FunctionConfig",
