@@ -30,3 +30,4 @@ pub mod config;
 pub mod doc_table;
 pub mod http;
 pub mod init;
+pub mod metrics;
