@@ -611,3 +611,82 @@ async fn each_customer_reads_and_returns_only_their_own_orders_with_real_tokens(
     server.stop.send(()).unwrap();
     server.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_return_is_the_owners_to_request_and_read_and_the_warehouses_to_receive() {
+    let server = start().await;
+    let a = server.address;
+    fn json_headers<'a>(auth: &'a str, key: &'a str) -> [(&'a str, &'a str); 3] {
+        [
+            ("Authorization", auth),
+            ("Idempotency-Key", key),
+            ("Content-Type", "application/json"),
+        ]
+    }
+    let customer = server.customer.as_str();
+    let other = format!("Bearer {}", server.runner.customer_token("C-2").unwrap());
+    let other = other.as_str();
+    let warehouse = server.warehouse.as_str();
+    let order = br#"{"currency":"EUR","items":[{"sku":"MUG","quantity":1,"unit-price":"9.90"}]}"#;
+    let created = curl(
+        a,
+        "POST",
+        "/orders",
+        &json_headers(customer, "ret-order-1"),
+        order,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let order_id = created.json()["order-id"].as_str().unwrap().to_owned();
+    server.runner.settle().await.unwrap(); // picked, shipped; support has seen it ship
+    let ask = format!(
+        r#"{{"order-id":"{order_id}","reason":"chipped","items":[{{"sku":"MUG","quantity":1}}]}}"#
+    );
+
+    let stranger = curl(
+        a,
+        "POST",
+        "/returns",
+        &json_headers(other, "r-1"),
+        ask.as_bytes(),
+    )
+    .await;
+    assert_eq!(stranger.status, 409, "{}", stranger.body);
+    assert_eq!(stranger.json()["error"]["type"], "OrderNotShipped");
+    let requested = curl(
+        a,
+        "POST",
+        "/returns",
+        &json_headers(customer, "r-1"),
+        ask.as_bytes(),
+    )
+    .await;
+    assert_eq!(requested.status, 201, "{}", requested.body);
+    let return_id = requested.json()["return-id"].as_str().unwrap().to_owned();
+
+    let path = format!("/returns/{return_id}");
+    assert_eq!(
+        curl(a, "GET", &path, &[("Authorization", other)], b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        curl(a, "GET", &path, &[("Authorization", customer)], b"")
+            .await
+            .status,
+        200
+    );
+    let receipt = format!("/returns/{return_id}/received");
+    let by_customer = curl(a, "POST", &receipt, &[("Authorization", customer)], b"").await;
+    assert_eq!(
+        by_customer.status, 403,
+        "the route's scope: {}",
+        by_customer.body
+    );
+    let by_warehouse = curl(a, "POST", &receipt, &[("Authorization", warehouse)], b"").await;
+    assert_eq!(by_warehouse.status, 200, "{}", by_warehouse.body);
+    assert_eq!(by_warehouse.json()["status"], "Received");
+    server.stop.send(()).unwrap();
+    server.task.await.unwrap().unwrap();
+}
